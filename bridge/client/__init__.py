@@ -1,0 +1,5 @@
+"""The client side: SessionContext and a channel helper."""
+
+from ._session import SessionContext, connect
+
+__all__ = ["SessionContext", "connect"]

@@ -1,0 +1,87 @@
+"""Wire messages -> the plain dicts SessionContext returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from .._proto import bridge_pb2 as pb
+from ..codec import decode, decode_map, encode, encode_map
+from ..errors import ValidationError
+from ..types import prepare
+
+
+def to_datetime(ts: Timestamp) -> datetime:
+    return datetime.fromtimestamp(ts.ToNanoseconds() / 1e9, tz=UTC)
+
+
+def variable_info(msg: pb.Variable, include_stats: bool = False) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "id": msg.id,
+        "name": msg.name,
+        "type": msg.type,
+        "version": msg.version,
+        "constraints": decode_map(msg.constraints),
+        "metadata": decode_map(msg.metadata),
+        "dependencies": list(msg.dependencies),
+        "access_rules": [
+            {"session_pattern": r.session_pattern, "permissions": list(r.permissions), "conditions": dict(r.conditions)}
+            for r in msg.access_rules
+        ],
+        "session_id": msg.session_id,
+        "create_revision": msg.create_revision,
+        "mod_revision": msg.mod_revision,
+        "created_at": to_datetime(msg.created_at),
+        "updated_at": to_datetime(msg.updated_at),
+        "updated_by": msg.updated_by,
+        "last_update_metadata": decode_map(msg.last_update_metadata),
+    }
+    if msg.HasField("value"):
+        info["value"] = decode(msg.value)
+    if include_stats:
+        info["stats"] = {"read_count": msg.stats.read_count, "write_count": msg.stats.write_count}
+    return info
+
+
+def access_rules(rules: Iterable[Mapping[str, Any]] | None) -> list[pb.AccessRule]:
+    out = []
+    for rule in rules or ():
+        unknown = sorted(set(rule) - {"session_pattern", "permissions", "conditions"})
+        if unknown:
+            raise ValidationError(
+                f"unknown access rule key(s) {unknown}; use session_pattern, permissions, conditions",
+                rule="access_rules",
+            )
+        out.append(
+            pb.AccessRule(
+                session_pattern=rule.get("session_pattern", ""),
+                permissions=list(rule.get("permissions", ())),
+                conditions={str(k): str(v) for k, v in (rule.get("conditions") or {}).items()},
+            )
+        )
+    return out
+
+
+def variable_spec(
+    name: str,
+    type: str,
+    initial_value: Any,
+    constraints: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    dependencies: Iterable[str] | None = None,
+    access_rules_: Iterable[Mapping[str, Any]] | None = None,
+) -> pb.VariableSpec:
+    """Checks a registration locally (early, clear errors) and builds its wire spec."""
+    type_name, checked, _ = prepare(type, initial_value, constraints, name)
+    return pb.VariableSpec(
+        name=name,
+        type=type_name,
+        initial_value=encode(initial_value),
+        constraints=encode_map(checked),
+        metadata=encode_map(metadata),
+        dependencies=list(dependencies or ()),
+        access_rules=access_rules(access_rules_),
+    )

@@ -1,0 +1,49 @@
+"""One place where failed calls become the shared exception hierarchy (or stay grpc.RpcError)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from .._proto import bridge_pb2 as pb
+from ..errors import ERROR_TRAILER_KEY, BridgeError, LimitExceededError, error_for
+
+R = TypeVar("R")
+
+
+def translate(exc: grpc.aio.AioRpcError, request: Any, what: str) -> BaseException:
+    """The exception to raise for a failed call: a BridgeError, or the RpcError itself."""
+    kind, message, details = "", exc.details() or "", {}
+    for key, value in exc.trailing_metadata() or ():
+        if key == ERROR_TRAILER_KEY:
+            detail = pb.ErrorDetail.FromString(value)
+            kind, message, details = detail.kind, detail.message, dict(detail.details)
+    error = error_for(kind, exc.code(), message, details)
+    if isinstance(error, LimitExceededError) and not kind:
+        # grpc's own size check: say which call and how big it was.
+        error = LimitExceededError(
+            f"{what}: the message ({request.ByteSize()} bytes sent) exceeds a max message size: {message}",
+            rule="max_message_bytes",
+        )
+    return error if error is not None else exc
+
+
+async def call(
+    rpc: Callable[..., Awaitable[R]],
+    request: Any,
+    metadata: tuple[tuple[str, str], ...],
+    timeout: float | None,
+    what: str,
+) -> R:
+    try:
+        return await rpc(request, metadata=metadata, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        error = translate(exc, request, what)
+        if error is exc:
+            raise
+        raise error from None
+
+
+__all__ = ["BridgeError", "call", "translate"]

@@ -1,0 +1,243 @@
+"""SessionContext: the spec's Python API over one session on a bridge server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+
+from .._proto import bridge_pb2 as pb
+from .._proto import bridge_pb2_grpc as pb_grpc
+from ..codec import decode, encode, encode_map
+from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeError
+from ..limits import channel_options, check_name
+from ._convert import variable_info, variable_spec
+from ._rpc import call
+
+_MISSING: Any = object()
+
+_SPEC_KEYS = {"name", "type", "initial_value", "constraints", "metadata", "dependencies", "access_rules"}
+
+
+def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channel:
+    """An insecure loopback channel sized for the bridge's largest messages (e.g. 64 MiB tensors)."""
+    opts = dict(channel_options())
+    opts.update(options)
+    return grpc.aio.insecure_channel(address, options=list(opts.items()))
+
+
+class SessionContext:
+    """Variables of one session. Safe to share across asyncio tasks.
+
+    `await initialize()` (or `async with`) opens the session and receives its token;
+    pass `token=` to resume a session another process opened. `close()` releases the
+    client; `cleanup()` ends the session on the server and deletes its variables
+    (`cleanup_on_close=True` makes `close()` do that too).
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        channel: grpc.aio.Channel,
+        *,
+        token: str | None = None,
+        timeout: float | None = 30.0,
+        cleanup_on_close: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self.session_id = check_name(session_id, "session id")
+        self.channel = channel
+        self.token = token
+        self.timeout = timeout
+        self.cleanup_on_close = cleanup_on_close
+        self.session_metadata = dict(metadata or {})
+        self.ttl_seconds: float | None = None
+        self.max_message_bytes: int | None = None
+        self._stub = pb_grpc.BridgeServiceStub(channel)
+        self._auth: tuple[tuple[str, str], ...] = ()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def initialize(self) -> SessionContext:
+        """Creates the session (or resumes it with `token`) and keeps the issued token."""
+        request = pb.InitializeSessionRequest(
+            session_id=self.session_id, resume_token=self.token or "", metadata=self.session_metadata
+        )
+        response = await call(self._stub.InitializeSession, request, (), self.timeout, "initialize")
+        self.token = response.token
+        self.ttl_seconds = response.ttl_seconds
+        self.max_message_bytes = response.max_message_bytes
+        self._auth = (("authorization", f"Bearer {response.token}"),)
+        return self
+
+    async def heartbeat(self) -> dict[str, Any]:
+        """Keeps the session alive; returns its revision and expiry."""
+        response = await self._call(self._stub.Heartbeat, pb.HeartbeatRequest(), "heartbeat")
+        return {"revision": response.revision, "expires_at": response.expires_at.ToDatetime()}
+
+    async def cleanup(self) -> int:
+        """Ends the session on the server; returns how many variables were deleted."""
+        response = await self._call(self._stub.CleanupSession, pb.CleanupSessionRequest(), "cleanup")
+        self._auth = ()
+        return response.variables_deleted
+
+    async def close(self) -> None:
+        if self.cleanup_on_close and self._auth:
+            await self.cleanup()
+        self._auth = ()
+
+    async def __aenter__(self) -> SessionContext:
+        return await self.initialize()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, rpc: Any, request: Any, what: str) -> Any:
+        if not self._auth:
+            raise AuthenticationError(
+                f"{what}: session {self.session_id!r} is not initialized; await initialize() first"
+            )
+        return await call(rpc, request, self._auth, self.timeout, what)
+
+    # ------------------------------------------------------------ retrieval
+
+    async def get_variable(self, name: str, default: Any = _MISSING, bypass_cache: bool = False) -> Any:
+        """The value of a variable (by name or ID).
+
+        Without `default`, a missing variable raises KeyError; with one, that default
+        (which may be None) is returned instead. A stored None is returned as None.
+        """
+        request = pb.GetVariableRequest(ref=name)
+        try:
+            response = await self._call(self._stub.GetVariable, request, f"get_variable({name!r})")
+        except VariableNotFoundError:
+            if default is _MISSING:
+                raise
+            return default
+        return decode(response.value)
+
+    async def get_variables(
+        self,
+        names: list[str],
+        defaults: dict[str, Any] | None = None,
+        include_metadata: bool = False,
+        include_stats: bool = False,
+    ) -> dict[str, Any]:
+        """Several variables in one round trip; missing names without a default raise KeyError."""
+        defaults = defaults or {}
+        names = list(names)
+        request = pb.GetVariablesRequest(refs=names, include_info=include_metadata or include_stats)
+        response = await self._call(self._stub.GetVariables, request, "get_variables")
+        missing = [n for n in response.missing if n not in defaults]
+        if missing:
+            raise VariableNotFoundError(
+                f"variables {missing} not found in session {self.session_id!r}", variable=",".join(missing)
+            )
+        result: dict[str, Any] = {}
+        for name in names:
+            found = response.found.get(name)
+            if found is None:
+                value: Any = defaults[name]
+                result[name] = {"value": value, "found": False} if request.include_info else value
+                continue
+            if not request.include_info:
+                result[name] = decode(found.value)
+                continue
+            info = variable_info(found.info, include_stats)
+            info["value"] = decode(found.value)
+            info["found"] = True
+            result[name] = info
+        return result
+
+    async def list_variables(self, pattern: str | None = None, include_values: bool = False) -> list[dict[str, Any]]:
+        """The session's variables (sorted by name), optionally filtered by a glob such as 'temp*'."""
+        request = pb.ListVariablesRequest(pattern=pattern or "", include_values=include_values)
+        response = await self._call(self._stub.ListVariables, request, "list_variables")
+        return [variable_info(v, include_stats=True) for v in response.variables]
+
+    # ------------------------------------------------------------ creation and updates
+
+    async def register_variable(
+        self,
+        name: str,
+        type: str,
+        initial_value: Any,
+        constraints: dict[str, Any] | None = None,
+        metadata: dict[str, str] | None = None,
+        dependencies: list[str] | None = None,
+        access_rules: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """Creates a variable and returns its ID. Type and constraints are checked here first, then by the server."""
+        check_name(name)
+        spec = variable_spec(name, type, initial_value, constraints, metadata, dependencies, access_rules)
+        request = pb.RegisterVariableRequest(spec=spec)
+        response = await self._call(self._stub.RegisterVariable, request, f"register_variable({name!r})")
+        return response.variable_id
+
+    async def register_variables(self, variables: list[dict[str, Any]]) -> dict[str, str]:
+        """Creates several variables atomically (all or none); returns name -> ID."""
+        specs = []
+        for i, var in enumerate(variables):
+            unknown = sorted(set(var) - _SPEC_KEYS)
+            missing = sorted({"name", "type", "initial_value"} - set(var))
+            if unknown or missing:
+                raise VariableTypeError(
+                    f"variables[{i}]: unknown keys {unknown}, missing keys {missing}", rule="variable_spec"
+                )
+            check_name(var["name"])
+            specs.append(
+                variable_spec(
+                    var["name"],
+                    var["type"],
+                    var["initial_value"],
+                    var.get("constraints"),
+                    var.get("metadata"),
+                    var.get("dependencies"),
+                    var.get("access_rules"),
+                )
+            )
+        request = pb.RegisterVariablesRequest(specs=specs)
+        response = await self._call(self._stub.RegisterVariables, request, "register_variables")
+        return dict(response.variable_ids)
+
+    async def set_variable(
+        self,
+        name: str,
+        value: Any,
+        metadata: dict[str, str] | None = None,
+        create_if_missing: bool = False,
+        type_hint: str | None = None,
+    ) -> None:
+        """Writes a variable; the server checks the value against its type and constraints."""
+        request = pb.SetVariableRequest(
+            ref=name,
+            value=encode(value),
+            metadata=encode_map(metadata),
+            create_if_missing=create_if_missing,
+            type_hint=type_hint or "",
+        )
+        await self._call(self._stub.SetVariable, request, f"set_variable({name!r})")
+
+    async def update_variables(
+        self, updates: dict[str, Any], metadata: dict[str, str] | None = None, atomic: bool = True
+    ) -> dict[str, bool | str]:
+        """Writes several variables; returns name -> True or the error message.
+
+        atomic=True: all or nothing, as one revision. atomic=False: each on its own.
+        """
+        request = pb.UpdateVariablesRequest(
+            updates=[pb.MapEntry(key=name, value=encode(value)) for name, value in updates.items()],
+            metadata=encode_map(metadata),
+            atomic=atomic,
+        )
+        response = await self._call(self._stub.UpdateVariables, request, "update_variables")
+        return {
+            name: True if result.ok else result.error.message
+            for name in updates
+            for result in (response.results[name],)
+        }
+
+    async def delete_variable(self, name: str) -> None:
+        """Deletes a variable; refused while other variables depend on it."""
+        await self._call(self._stub.DeleteVariable, pb.DeleteVariableRequest(ref=name), f"delete_variable({name!r})")

@@ -1,0 +1,69 @@
+"""Every size bound the bridge enforces, in one place, so each is configurable and named in errors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import LimitExceededError, ValidationError
+
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+ID_RE = re.compile(r"var_[0-9a-f]{24}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one request or one session may hold."""
+
+    max_message_bytes: int = 96 * 1024 * 1024  # room for a 64 MiB tensor plus envelope
+    max_name_length: int = 128
+    max_batch_size: int = 10_000
+    max_variables_per_session: int = 100_000
+    max_sessions: int = 10_000
+    max_history_per_variable: int = 1_000
+    max_events_per_session: int = 10_000
+    max_list_items: int = 1_000_000
+    max_nesting_depth: int = 32
+    max_metadata_entries: int = 64
+    max_pattern_length: int = 256
+    max_access_rules: int = 64
+    max_dependencies: int = 256
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_name(name: object, what: str = "variable name", limits: Limits = DEFAULT_LIMITS) -> str:
+    """Names are identifiers so they are safe in logs, globs and URLs; IDs' form is reserved."""
+    if not isinstance(name, str):
+        raise ValidationError(f"{what} must be a string, got {type(name).__name__}", rule="name_type")
+    if not name:
+        raise ValidationError(f"{what} must not be empty", rule="name_empty")
+    if len(name) > limits.max_name_length:
+        raise LimitExceededError(
+            f"{what} {name[:32]!r}... is {len(name)} characters; the limit is {limits.max_name_length}",
+            rule="max_name_length",
+            limit=limits.max_name_length,
+        )
+    if not NAME_RE.fullmatch(name):
+        raise ValidationError(
+            f"{what} {name!r} is invalid: use letters, digits, '_', '.', '-', starting with a letter or '_'",
+            variable=name,
+            rule="name_pattern",
+        )
+    if ID_RE.fullmatch(name):
+        raise ValidationError(f"{what} {name!r} has the form of a variable ID, which is reserved", rule="name_reserved")
+    return name
+
+
+def check_count(count: int, limit: int, what: str, rule: str) -> None:
+    if count > limit:
+        raise LimitExceededError(f"{what}: {count} exceeds the limit of {limit}", rule=rule, limit=limit)
+
+
+def channel_options(max_message_bytes: int = DEFAULT_LIMITS.max_message_bytes) -> list[tuple[str, int]]:
+    """gRPC options that let a channel or server carry messages up to the bridge's limit."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]

@@ -1,0 +1,106 @@
+"""The gRPC server: BridgeService plus standard health and reflection, with graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import SimpleNamespace
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .._proto import bridge_pb2 as pb
+from .._proto import bridge_pb2_grpc as pb_grpc
+from ..limits import DEFAULT_LIMITS, Limits, channel_options
+from ..store import Store, open_store
+from ._servicer import BridgeServicer, guarded_handlers
+
+log = logging.getLogger("dspex.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
+
+
+class BridgeServer:
+    """A running (or ready-to-run) session host.
+
+    Use `await BridgeServer().start()` for an ephemeral port in tests and notebooks, or
+    `async with BridgeServer(port=50051) as server:`; `address` is what clients dial.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        store: Store | str = "memory",
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        session_ttl: float = 3600.0,
+        reap_interval: float | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.limits = limits
+        self.store = open_store(store, limits) if isinstance(store, str) else store
+        self.servicer = BridgeServicer(self.store, session_ttl=session_ttl, limits=limits)
+        self._reap_interval = reap_interval if reap_interval is not None else max(1.0, min(session_ttl / 4, 30.0))
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> BridgeServer:
+        server = grpc.aio.server(options=channel_options(self.limits.max_message_bytes))
+        pb_grpc.add_BridgeServiceServicer_to_server(SimpleNamespace(**guarded_handlers(self.servicer)), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        if bound == 0:
+            raise OSError(f"could not bind {self.host}:{self.port}")
+        self.port = bound
+        await server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._reaper = asyncio.create_task(self._reap())
+        log.info("server started", extra={"address": self.address, "store": type(self.store).__name__})
+        return self
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(self._reap_interval)
+            try:
+                await self.servicer.expire_sessions()
+            except Exception:
+                log.exception("session reaper failed")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stops taking calls, lets running ones finish within `grace` seconds, then closes the store."""
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        if self._reaper:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self._server.stop(grace)
+        self._server = None
+        await self.store.close()
+        log.info("server stopped", extra={"address": self.address})
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> BridgeServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,52 @@
+"""Session tokens: issued at initialize, checked on every call, stored only as hashes.
+
+A token is `<session_id>:<secret>`, so the server can tell "no such session" from
+"wrong token" without an index, and the secret never rests in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+
+from ..errors import AuthenticationError
+
+AUTH_HEADER = "authorization"
+_PREFIX = "Bearer "
+
+
+def new_token(session_id: str) -> tuple[str, str]:
+    """A fresh token and the hash the store keeps."""
+    secret = secrets.token_urlsafe(32)
+    return f"{session_id}:{secret}", hash_secret(secret)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str]:
+    session_id, sep, secret = token.rpartition(":")
+    if not sep or not session_id or not secret:
+        raise AuthenticationError("malformed session token", rule="token_format")
+    return session_id, secret
+
+
+def token_matches(secret: str, token_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), token_hash)
+
+
+def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    """The token from `authorization: Bearer <token>` call metadata."""
+    for key, value in metadata or ():
+        if key == AUTH_HEADER:
+            text = value.decode() if isinstance(value, bytes) else value
+            if text.startswith(_PREFIX):
+                return text[len(_PREFIX) :]
+            raise AuthenticationError("authorization metadata must be 'Bearer <token>'", rule="token_format")
+    raise AuthenticationError(
+        "missing session token: call initialize() first (metadata 'authorization: Bearer <token>')",
+        rule="token_missing",
+    )

@@ -1,0 +1,52 @@
+"""Store records -> wire messages."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from .._proto import bridge_pb2 as pb
+from ..codec import encode_map
+from ..store import VariableRecord, VariableStatsRecord
+
+
+def timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def variable_message(
+    record: VariableRecord, stats: VariableStatsRecord | None = None, include_value: bool = True
+) -> pb.Variable:
+    msg = pb.Variable(
+        id=record.id,
+        name=record.name,
+        session_id=record.session_id,
+        type=record.type,
+        constraints=encode_map(record.constraints),
+        metadata=encode_map(record.metadata),
+        dependencies=record.dependencies,
+        access_rules=[
+            pb.AccessRule(session_pattern=r.session_pattern, permissions=r.permissions, conditions=dict(r.conditions))
+            for r in record.access_rules
+        ],
+        version=record.version,
+        create_revision=record.create_revision,
+        mod_revision=record.mod_revision,
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+        updated_by=record.updated_by,
+        last_update_metadata=encode_map(record.last_update_metadata),
+    )
+    if include_value:
+        msg.value.CopyFrom(record.value)
+    if stats is not None:
+        msg.stats.read_count = stats.read_count
+        msg.stats.write_count = stats.write_count
+    return msg
+
+
+def get_response(record: VariableRecord, info: pb.Variable | None = None) -> pb.GetVariableResponse:
+    return pb.GetVariableResponse(
+        value=record.value, version=record.version, mod_revision=record.mod_revision, info=info
+    )

@@ -1,0 +1,42 @@
+"""Where sessions and variables live. One interface; every backend passes one conformance suite."""
+
+from __future__ import annotations
+
+from ..errors import ValidationError
+from ..limits import DEFAULT_LIMITS, Limits
+from ._interface import Store, Transaction
+from ._memory import MemoryStore
+from ._records import (
+    AccessRuleRecord,
+    Event,
+    HistoryEntry,
+    SessionRecord,
+    VariableRecord,
+    VariableStatsRecord,
+)
+
+#: Backends by the name `dspex serve --store NAME` takes.
+BACKENDS: dict[str, type[Store]] = {"memory": MemoryStore}
+
+
+def open_store(name: str = "memory", limits: Limits = DEFAULT_LIMITS) -> Store:
+    try:
+        backend = BACKENDS[name]
+    except KeyError:
+        raise ValidationError(f"unknown store {name!r}; available: {', '.join(BACKENDS)}", rule="store") from None
+    return backend(limits)
+
+
+__all__ = [
+    "BACKENDS",
+    "AccessRuleRecord",
+    "Event",
+    "HistoryEntry",
+    "MemoryStore",
+    "SessionRecord",
+    "Store",
+    "Transaction",
+    "VariableRecord",
+    "VariableStatsRecord",
+    "open_store",
+]

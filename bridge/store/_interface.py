@@ -1,0 +1,116 @@
+"""The store contract every backend (memory now; sqlite, redis later) keeps.
+
+Writes go through `transact(session_id, body)`: the body reads through a `Transaction`,
+stages puts and deletes, and the store commits them all under one new session revision,
+or none of them if the body raises. A backend with optimistic concurrency may run the
+body more than once, so bodies must not have side effects outside the transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ..limits import DEFAULT_LIMITS, Limits
+from ._records import Event, HistoryEntry, SessionRecord, VariableRecord, VariableStatsRecord
+
+T = TypeVar("T")
+
+
+class Transaction(ABC):
+    """A session-scoped unit of work; reads see this transaction's own staged writes."""
+
+    #: The revision the commit will take.
+    revision: int
+    #: The commit's timestamp (seconds since the epoch), shared by every staged write.
+    now: float
+
+    @abstractmethod
+    async def get(self, ref: str) -> VariableRecord | None:
+        """The session's variable with this name, or with this ID, or None."""
+
+    @abstractmethod
+    async def variable_count(self) -> int:
+        """How many variables the session will hold if the transaction commits."""
+
+    @abstractmethod
+    def put(self, record: VariableRecord) -> None:
+        """Stages a created (version 1) or updated variable."""
+
+    @abstractmethod
+    def delete(self, record: VariableRecord) -> None:
+        """Stages the deletion of a variable."""
+
+    @abstractmethod
+    async def dependents(self, variable_id: str) -> list[str]:
+        """Names of the session's variables that list this one as a dependency."""
+
+
+class Store(ABC):
+    """Sessions, variables, history and events. Backends differ only in where they keep them."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+
+    # -- sessions
+
+    @abstractmethod
+    async def create_session(self, record: SessionRecord) -> bool:
+        """Stores a new session; False (and nothing changed) if the ID is taken."""
+
+    @abstractmethod
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    async def touch_session(self, session_id: str, now: float) -> None:
+        """Records activity, which pushes back the session's expiry."""
+
+    @abstractmethod
+    async def delete_session(self, session_id: str) -> int:
+        """Deletes a session with all its variables; returns how many variables went."""
+
+    @abstractmethod
+    async def session_ids(self) -> list[str]: ...
+
+    # -- variables
+
+    @abstractmethod
+    async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Runs `body` and commits its staged writes atomically under one new revision."""
+
+    @abstractmethod
+    async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
+        """The session's variable by name or ID; counts a read."""
+
+    @abstractmethod
+    async def get_variable_by_id(self, variable_id: str) -> VariableRecord | None:
+        """A variable of any session by ID (the caller checks access); counts a read."""
+
+    async def get_variables(self, session_id: str, refs: list[str]) -> dict[str, VariableRecord]:
+        """Found refs only; backends override this to fetch in one round trip."""
+        found = {}
+        for ref in refs:
+            record = await self.get_variable(session_id, ref)
+            if record is not None:
+                found[ref] = record
+        return found
+
+    @abstractmethod
+    async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
+        """The session's variables whose names match a glob (all if empty), sorted by name."""
+
+    @abstractmethod
+    async def stats(self, variable_id: str) -> VariableStatsRecord: ...
+
+    @abstractmethod
+    async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[HistoryEntry]:
+        """Retained versions, newest first."""
+
+    @abstractmethod
+    async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:
+        """Events after `revision`, oldest first, and the oldest revision still retained."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Releases connections and files."""

@@ -1,0 +1,126 @@
+"""float, integer, string and boolean.
+
+Coercion rules: an int (not a bool) is a valid float and is stored as float; an integral
+float (2.0) is a valid integer, a fractional one (1.5) is not; a bool is neither an int
+nor a float; NaN, +-inf and -0.0 are valid floats unless min/max bounds are set (NaN is
+then outside every range). numpy scalars count as their Python kind.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..codec import INT64_MAX, INT64_MIN
+from ._base import VariableType
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+class _Bounded(VariableType):
+    constraint_keys = {"min": "smallest allowed value", "max": "largest allowed value"}
+
+    def _check_constraints(self, constraints: dict[str, Any], var: str) -> dict[str, Any]:
+        for key in ("min", "max"):
+            if key in constraints:
+                bound = constraints[key]
+                if not _is_number(bound) or math.isnan(bound):
+                    raise self.bad_constraint(var, f"must be a number, got {bound!r}", key)
+                constraints[key] = self._bound(bound)
+        if "min" in constraints and "max" in constraints and constraints["min"] > constraints["max"]:
+            raise self.bad_constraint(var, f"min {constraints['min']} is above max {constraints['max']}", "min")
+        return constraints
+
+    def _bound(self, bound: Any) -> Any:
+        return float(bound)
+
+    def _check_range(self, value: float | int, constraints: Mapping[str, Any], var: str) -> None:
+        lo, hi = constraints.get("min"), constraints.get("max")
+        if isinstance(value, float) and math.isnan(value) and (lo is not None or hi is not None):
+            raise self.violation(var, "NaN is outside every range", "min" if lo is not None else "max")
+        if lo is not None and value < lo:
+            raise self.violation(var, f"{value!r} is below the minimum {lo!r}", "min")
+        if hi is not None and value > hi:
+            raise self.violation(var, f"{value!r} is above the maximum {hi!r}", "max")
+
+
+class FloatType(_Bounded):
+    name = "float"
+
+    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> float:
+        if not _is_number(value):
+            raise self.wrong_type(var, value, "a float or int")
+        result = float(value)
+        self._check_range(result, constraints, var)
+        return result
+
+
+class IntegerType(_Bounded):
+    name = "integer"
+
+    def _bound(self, bound: Any) -> Any:
+        return bound if isinstance(bound, float) and not bound.is_integer() else int(bound)
+
+    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> int:
+        if not _is_number(value):
+            raise self.wrong_type(var, value, "an int")
+        if isinstance(value, (float, np.floating)) and not (math.isfinite(value) and float(value).is_integer()):
+            raise self.violation(var, f"{value!r} is not a whole number", "integer")
+        result = int(value)
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise self.violation(var, f"{result} is outside the int64 range", "int64_range")
+        self._check_range(result, constraints, var)
+        return result
+
+
+class StringType(VariableType):
+    name = "string"
+    constraint_keys = {
+        "min_length": "fewest characters",
+        "max_length": "most characters",
+        "pattern": "regular expression the whole string must match",
+    }
+
+    def _check_constraints(self, constraints: dict[str, Any], var: str) -> dict[str, Any]:
+        for key in ("min_length", "max_length"):
+            if key in constraints:
+                n = constraints[key]
+                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                    raise self.bad_constraint(var, f"must be a non-negative int, got {n!r}", key)
+        if "pattern" in constraints:
+            pattern = constraints["pattern"]
+            if not isinstance(pattern, str):
+                raise self.bad_constraint(var, f"must be a string, got {pattern!r}", "pattern")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise self.bad_constraint(var, f"{pattern!r} is not a valid regex: {exc}", "pattern") from exc
+        return constraints
+
+    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
+        if not isinstance(value, str):
+            raise self.wrong_type(var, value, "a str")
+        lo, hi = constraints.get("min_length"), constraints.get("max_length")
+        if lo is not None and len(value) < lo:
+            raise self.violation(var, f"length {len(value)} is below min_length {lo}", "min_length")
+        if hi is not None and len(value) > hi:
+            raise self.violation(var, f"length {len(value)} is above max_length {hi}", "max_length")
+        pattern = constraints.get("pattern")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise self.violation(var, f"{value[:60]!r} does not match pattern {pattern!r}", "pattern")
+        return value
+
+
+class BooleanType(VariableType):
+    name = "boolean"
+
+    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise self.wrong_type(var, value, "a bool")
+        return bool(value)
