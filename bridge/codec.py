@@ -130,7 +130,11 @@ def _encode(value: Any, limits: Limits, depth: int) -> pb.Value:
         return pb.Value(list_value=pb.ListValue(items=[_encode(v, limits, depth + 1) for v in value]))
     if isinstance(value, Mapping):
         return pb.Value(map_value=encode_map(value, limits, depth + 1))
-    raise VariableTypeError(f"cannot send a value of type {type(value).__name__} over the wire", rule="wire_type")
+    raise VariableTypeError(
+        f"cannot send a value of type {type(value).__name__} over the wire "
+        "(supported: None, bool, int, float, str, list, dict, numpy array, torch tensor)",
+        rule="wire_type",
+    )
 
 
 def encode_map(mapping: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS, depth: int = 0) -> pb.MapValue:

@@ -12,6 +12,7 @@ from .._proto import bridge_pb2_grpc as pb_grpc
 from ..codec import decode, encode, encode_map
 from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeError
 from ..limits import channel_options, check_name
+from ..types import infer_type
 from ._convert import variable_info, variable_spec
 from ._rpc import call
 
@@ -56,6 +57,8 @@ class SessionContext:
         self.max_message_bytes: int | None = None
         self._stub = pb_grpc.BridgeServiceStub(channel)
         self._auth: tuple[tuple[str, str], ...] = ()
+        #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
+        self._reads: dict[str, list[int]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -109,6 +112,7 @@ class SessionContext:
         (which may be None) is returned instead. A stored None is returned as None.
         """
         request = pb.GetVariableRequest(ref=name)
+        self._count_miss(name)
         try:
             response = await self._call(self._stub.GetVariable, request, f"get_variable({name!r})")
         except VariableNotFoundError:
@@ -128,6 +132,8 @@ class SessionContext:
         defaults = defaults or {}
         names = list(names)
         request = pb.GetVariablesRequest(refs=names, include_info=include_metadata or include_stats)
+        for name in names:
+            self._count_miss(name)
         response = await self._call(self._stub.GetVariables, request, "get_variables")
         missing = [n for n in response.missing if n not in defaults]
         if missing:
@@ -146,9 +152,22 @@ class SessionContext:
                 continue
             info = variable_info(found.info, include_stats)
             info["value"] = decode(found.value)
+            if include_stats:
+                info["stats"].update(self._client_stats(name))
             info["found"] = True
             result[name] = info
         return result
+
+    def _count_miss(self, ref: str) -> None:
+        counts = self._reads.get(ref)
+        if counts is None:
+            self._reads[ref] = [0, 1]
+        else:
+            counts[1] += 1
+
+    def _client_stats(self, ref: str) -> dict[str, int]:
+        hits, misses = self._reads.get(ref, (0, 0))
+        return {"cache_hits": hits, "cache_misses": misses}
 
     async def list_variables(self, pattern: str | None = None, include_values: bool = False) -> list[dict[str, Any]]:
         """The session's variables (sorted by name), optionally filtered by a glob such as 'temp*'."""
@@ -210,6 +229,8 @@ class SessionContext:
         type_hint: str | None = None,
     ) -> None:
         """Writes a variable; the server checks the value against its type and constraints."""
+        if create_if_missing and not type_hint:
+            type_hint = infer_type(value, name)
         request = pb.SetVariableRequest(
             ref=name,
             value=encode(value),

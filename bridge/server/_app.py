@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import grpc
@@ -38,12 +40,13 @@ class BridgeServer:
         limits: Limits = DEFAULT_LIMITS,
         session_ttl: float = 3600.0,
         reap_interval: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.port = port
         self.limits = limits
         self.store = open_store(store, limits) if isinstance(store, str) else store
-        self.servicer = BridgeServicer(self.store, session_ttl=session_ttl, limits=limits)
+        self.servicer = BridgeServicer(self.store, session_ttl=session_ttl, limits=limits, clock=clock)
         self._reap_interval = reap_interval if reap_interval is not None else max(1.0, min(session_ttl / 4, 30.0))
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()

@@ -31,12 +31,12 @@ def _parser() -> argparse.ArgumentParser:
 async def serve(args: argparse.Namespace) -> None:
     limits = Limits(max_message_bytes=int(args.max_message_mb * 1024 * 1024))
     server = BridgeServer(args.host, args.port, args.store, limits=limits, session_ttl=args.session_ttl)
-    await server.start()
-    print(f"dspex serving on {server.address} (store: {args.store}); Ctrl-C to stop", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    print(f"dspex serving on {server.address} (store: {args.store}); Ctrl-C to stop", file=sys.stderr, flush=True)
     await stop.wait()
     await server.stop(args.grace)
 

@@ -75,10 +75,18 @@ def coerce_wire(t: VariableType, value: pb.Value, constraints: dict[str, Any], v
 
 
 class BridgeServicer(pb_grpc.BridgeServiceServicer):
-    def __init__(self, store: Store, *, session_ttl: float = 3600.0, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        session_ttl: float = 3600.0,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.session_ttl = session_ttl
         self.limits = limits or store.limits
+        self.clock = clock
 
     # ------------------------------------------------------------ sessions
 
@@ -92,7 +100,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             )
         if not _auth.token_matches(secret, session.token_hash):
             raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
-        now = time.time()
+        now = self.clock()
         if now > session.expires_at:
             await self.store.delete_session(session_id)
             raise SessionNotFoundError(
@@ -113,7 +121,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         self, request: pb.InitializeSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.InitializeSessionResponse:
         session_id = check_name(request.session_id, "session id", self.limits)
-        now = time.time()
+        now = self.clock()
         existing = await self.store.get_session(session_id)
         if existing is not None and now <= existing.expires_at:
             if not request.resume_token:
@@ -149,7 +157,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
         session_id = await self._authenticate(context)
-        await self.store.touch_session(session_id, time.time())
+        await self.store.touch_session(session_id, self.clock())
         session = await self.store.get_session(session_id)
         assert session is not None
         return pb.HeartbeatResponse(revision=session.revision, expires_at=timestamp(session.expires_at))
@@ -164,7 +172,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
     async def expire_sessions(self) -> list[str]:
         """Deletes sessions idle past their TTL; run periodically by the server."""
-        now = time.time()
+        now = self.clock()
         expired = []
         for session_id in await self.store.session_ids():
             session = await self.store.get_session(session_id)

@@ -1,0 +1,224 @@
+"""The store contract. Every backend runs this same suite: add it to BACKENDS below."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bridge._proto import bridge_pb2 as pb
+from bridge.codec import decode, encode
+from bridge.limits import Limits
+from bridge.store import BACKENDS, SessionRecord, Store, Transaction, VariableRecord, open_store
+
+LIMITS = Limits(max_history_per_variable=5, max_events_per_session=6)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    s = open_store(request.param, LIMITS)
+    yield s
+    await s.close()
+
+
+async def new_session(store: Store, session_id: str = "s1") -> str:
+    now = time.time()
+    assert await store.create_session(SessionRecord(session_id, "hash", now, now, 60.0))
+    return session_id
+
+
+def record(txn: Transaction, session_id: str, name: str, value: object, vid: str | None = None) -> VariableRecord:
+    return VariableRecord(
+        id=vid or f"var_{name:0>24}"[:28],
+        session_id=session_id,
+        name=name,
+        type="integer",
+        value=encode(value),
+        constraints={},
+        metadata={},
+        dependencies=(),
+        access_rules=(),
+        version=1,
+        create_revision=txn.revision,
+        mod_revision=txn.revision,
+        created_at=txn.now,
+        updated_at=txn.now,
+        updated_by=session_id,
+        last_update_metadata={},
+    )
+
+
+async def create(store: Store, session_id: str, **values: int) -> None:
+    async def body(txn: Transaction) -> None:
+        for name, value in values.items():
+            txn.put(record(txn, session_id, name, value, vid=f"var_{session_id}{name}".ljust(28, "0")))
+
+    await store.transact(session_id, body)
+
+
+async def bump(store: Store, session_id: str, name: str, value: int | None = None) -> VariableRecord:
+    async def body(txn: Transaction) -> VariableRecord:
+        current = await txn.get(name)
+        assert current is not None
+        new_value = decode(current.value) + 1 if value is None else value
+        updated = current.next_version(encode(new_value), txn.revision, txn.now, "w", {"n": new_value})
+        txn.put(updated)
+        return updated
+
+    return await store.transact(session_id, body)
+
+
+async def test_sessions_are_created_once(store: Store) -> None:
+    await new_session(store)
+    now = time.time()
+    assert not await store.create_session(SessionRecord("s1", "other", now, now, 1.0))
+    assert (await store.get_session("s1")).token_hash == "hash"
+    assert await store.session_ids() == ["s1"]
+
+
+async def test_touch_moves_expiry(store: Store) -> None:
+    await new_session(store)
+    before = (await store.get_session("s1")).expires_at
+    await store.touch_session("s1", time.time() + 10)
+    assert (await store.get_session("s1")).expires_at > before
+
+
+async def test_a_transaction_is_one_revision(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1, b=2)
+    assert (await store.get_session(sid)).revision == 1
+    events, oldest = await store.events_since(sid, 0)
+    assert [(e.revision, e.kind, e.name) for e in events] == [(1, "create", "a"), (1, "create", "b")]
+    assert oldest == 1
+
+
+async def test_a_failing_body_applies_nothing(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+
+    async def body(txn: Transaction) -> None:
+        current = await txn.get("a")
+        txn.put(current.next_version(encode(99), txn.revision, txn.now, "w", {}))
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.transact(sid, body)
+    a = await store.get_variable(sid, "a")
+    assert (decode(a.value), a.version) == (1, 1)
+    assert (await store.get_session(sid)).revision == 1
+
+
+async def test_reads_inside_a_transaction_see_staged_writes(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+
+    async def body(txn: Transaction) -> tuple[int, int, bool]:
+        txn.put(record(txn, sid, "b", 2, vid="var_" + "b" * 24))
+        current = await txn.get("a")
+        txn.delete(current)
+        return await txn.variable_count(), decode((await txn.get("b")).value), await txn.get("a") is None
+
+    assert await store.transact(sid, body) == (1, 2, True)
+    assert [r.name for r in await store.list_variables(sid)] == ["b"]
+    events, _ = await store.events_since(sid, 1)
+    assert [(e.kind, e.name) for e in events] == [("create", "b"), ("delete", "a")]
+
+
+async def test_updates_keep_versions_history_and_old_values(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=0)
+    for _ in range(3):
+        await bump(store, sid, "a")
+    a = await store.get_variable(sid, "a")
+    assert (decode(a.value), a.version, a.mod_revision) == (3, 4, 4)
+    history = await store.history(a.id)
+    assert [(h.version, decode(h.value)) for h in history] == [(4, 3), (3, 2), (2, 1), (1, 0)]
+    assert [h.version for h in await store.history(a.id, limit=2, offset=1)] == [3, 2]
+    events, _ = await store.events_since(sid, 2)
+    assert [(e.revision, decode(e.old_value), decode(e.value)) for e in events] == [(3, 1, 2), (4, 2, 3)]
+
+
+async def test_history_is_bounded_newest_kept(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=0)
+    for _ in range(9):
+        await bump(store, sid, "a")
+    a = await store.get_variable(sid, "a")
+    assert [h.version for h in await store.history(a.id)] == [10, 9, 8, 7, 6]
+
+
+async def test_event_log_compacts_whole_revisions_and_reports_oldest(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=0, b=0, c=0)  # revision 1: three events
+    for _ in range(5):
+        await bump(store, sid, "a")  # revisions 2..6
+    events, oldest = await store.events_since(sid, 0)
+    assert oldest == 2
+    assert [e.revision for e in events] == [2, 3, 4, 5, 6]
+
+
+async def test_lookup_by_name_or_id_is_scoped_to_the_session(store: Store) -> None:
+    s1, s2 = await new_session(store, "s1"), await new_session(store, "s2")
+    await create(store, s1, a=1)
+    a = await store.get_variable(s1, "a")
+    assert (await store.get_variable(s1, a.id)).name == "a"
+    assert await store.get_variable(s2, "a") is None
+    assert await store.get_variable(s2, a.id) is None
+    assert (await store.get_variable_by_id(a.id)).session_id == s1
+
+
+async def test_batch_get_returns_found_only(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1, b=2)
+    found = await store.get_variables(sid, ["a", "zzz", "b"])
+    assert {k: decode(v.value) for k, v in found.items()} == {"a": 1, "b": 2}
+
+
+async def test_list_is_sorted_and_glob_filtered(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, temp_b=1, temp_a=2, other=3)
+    assert [r.name for r in await store.list_variables(sid, "temp*")] == ["temp_a", "temp_b"]
+    assert [r.name for r in await store.list_variables(sid)] == ["other", "temp_a", "temp_b"]
+
+
+async def test_stats_count_reads_and_writes(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+    a = await store.get_variable(sid, "a")
+    await store.get_variable_by_id(a.id)
+    await bump(store, sid, "a")
+    stats = await store.stats(a.id)
+    assert (stats.read_count, stats.write_count) == (2, 2)
+
+
+async def test_delete_session_takes_its_variables(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1, b=2)
+    a = await store.get_variable(sid, "a")
+    assert await store.delete_session(sid) == 2
+    assert await store.get_session(sid) is None
+    assert await store.get_variable_by_id(a.id) is None
+    assert await store.history(a.id) == []
+
+
+async def test_concurrent_read_modify_write_transactions_serialize(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, counter=0)
+    await asyncio.gather(*(bump(store, sid, "counter") for _ in range(50)))
+    counter = await store.get_variable(sid, "counter")
+    assert (decode(counter.value), counter.version) == (50, 51)
+    assert (await store.get_session(sid)).revision == 51
+
+
+async def test_values_are_kept_as_sent(store: Store) -> None:
+    sid = await new_session(store)
+    value = pb.Value(array_value=pb.NDArray(dtype="float32", shape=[2], data=b"\x00\x00\x80\x3f" * 2))
+
+    async def body(txn: Transaction) -> None:
+        r = record(txn, sid, "arr", 0)
+        txn.put(VariableRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "value": value}))
+
+    await store.transact(sid, body)
+    assert (await store.get_variable(sid, "arr")).value == value
