@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -21,8 +23,19 @@ settings.register_profile(
 settings.load_profile("ci")
 
 
+@dataclass
+class ExternalHost:
+    """A host under test that someone else runs (any language): DSPEX_TEST_ADDRESS=host:port."""
+
+    address: str
+
+
 @pytest.fixture
-async def server() -> AsyncIterator[BridgeServer]:
+async def server() -> AsyncIterator[BridgeServer | ExternalHost]:
+    external = os.environ.get("DSPEX_TEST_ADDRESS")
+    if external:
+        yield ExternalHost(external)
+        return
     srv = BridgeServer()
     await srv.start()
     yield srv

@@ -218,7 +218,7 @@ class SessionContext:
             )
         request = pb.RegisterVariablesRequest(specs=specs)
         response = await self._call(self._stub.RegisterVariables, request, "register_variables")
-        return dict(response.variable_ids)
+        return {spec.name: response.variable_ids[spec.name] for spec in specs}
 
     async def set_variable(
         self,

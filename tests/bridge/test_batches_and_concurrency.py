@@ -127,3 +127,9 @@ async def test_idle_sessions_expire_after_their_ttl() -> None:
         assert (await busy.heartbeat())["revision"] == 0
         fresh = await SessionContext("idle", channel).initialize()  # the name is free again
         assert await fresh.list_variables() == []
+
+
+async def test_register_variables_returns_ids_in_the_given_order(session: SessionContext) -> None:
+    names = [f"v{i}" for i in range(20)][::-1]
+    ids = await session.register_variables([{"name": n, "type": "integer", "initial_value": 0} for n in names])
+    assert list(ids) == names

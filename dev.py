@@ -1,0 +1,76 @@
+"""One entry point for newcomers and CI: sets up .venv, then runs the demo or the test suite.
+
+    python3 dev.py demo    # server on the embedded store + the end-to-end demo
+    python3 dev.py test    # lint + the whole test suite
+    python3 dev.py bench   # the benchmarks (see BENCHMARKS.md)
+
+Only needs python3 (>= 3.11). Installs into ./.venv and skips the install when
+pyproject.toml has not changed since the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+# torch is pinned: an open range would pull a multi-GB CUDA build on a fresh machine.
+SETUPS = {
+    "demo": ["-e", "."],
+    "test": ["torch==2.13.0", "-e", ".[dev]"],
+    "bench": ["-e", ".[dev]"],
+}
+
+
+def run(*cmd: str | Path) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+
+
+def setup(kind: str) -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 a newcomer has
+        raise SystemExit(f"dspex-dspy needs Python >= 3.11; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    args = SETUPS[kind]
+    stamp = VENV / f".installed-{kind}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + " ".join(args).encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", *args)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "help"
+    rest = argv[1:]
+    if command == "demo":
+        setup("demo")
+        run(PY, "examples/quickstart.py", *rest)
+    elif command == "test":
+        setup("test")
+        run(PY, "-m", "ruff", "check", ".")
+        run(PY, "-m", "pytest", "-q", *rest)
+    elif command == "bench":
+        setup("bench")
+        run(PY, "-m", "benchmarks", *rest)
+    else:
+        print(__doc__)
+        return 0 if command in ("help", "-h", "--help") else 2
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode)
