@@ -55,7 +55,8 @@ def torch_to_numpy(value: Any) -> np.ndarray:
         raise VariableTypeError(f"cannot send torch dtype {value.dtype}: {exc}", rule="dtype") from exc
 
 
-def array_to_wire(arr: np.ndarray, framework: str = "") -> pb.NDArray:
+def array_into(target: pb.NDArray, arr: np.ndarray, framework: str = "") -> None:
+    """Writes an array into a wire message in place (one copy of the data: to bytes)."""
     name = arr.dtype.name
     if name not in WIRE_DTYPES:
         raise VariableTypeError(
@@ -64,7 +65,11 @@ def array_to_wire(arr: np.ndarray, framework: str = "") -> pb.NDArray:
         )
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and _BIG_ENDIAN):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return pb.NDArray(dtype=name, shape=arr.shape, data=np.ascontiguousarray(arr).tobytes(), framework=framework)
+    target.dtype = name
+    del target.shape[:]
+    target.shape.extend(arr.shape)
+    target.data = np.ascontiguousarray(arr).tobytes()
+    target.framework = framework
 
 
 def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
@@ -98,58 +103,76 @@ def _to_torch(arr: np.ndarray) -> Any:
 
 def encode(value: Any, limits: Limits = DEFAULT_LIMITS) -> pb.Value:
     """Encodes a Python value; raises VariableTypeError for values the wire cannot carry."""
-    return _encode(value, limits, 0)
+    target = pb.Value()
+    encode_into(target, value, limits)
+    return target
 
 
-def _encode(value: Any, limits: Limits, depth: int) -> pb.Value:
+def encode_into(target: pb.Value, value: Any, limits: Limits = DEFAULT_LIMITS, depth: int = 0) -> None:
+    """Encodes into a field of a message being built: protobuf copies a message passed to a
+    constructor, which for a large array costs more than the whole call."""
     if depth > limits.max_nesting_depth:
         raise LimitExceededError(f"value nests deeper than {limits.max_nesting_depth} levels", rule="max_nesting_depth")
     # bool before int: bool is a subclass of int.
     if value is None:
-        return pb.Value(null_value=pb.NULL_VALUE)
-    if isinstance(value, (bool, np.bool_)):
-        return pb.Value(bool_value=bool(value))
-    if isinstance(value, (int, np.integer)):
+        target.null_value = pb.NULL_VALUE
+    elif isinstance(value, (bool, np.bool_)):
+        target.bool_value = bool(value)
+    elif isinstance(value, (int, np.integer)):
         ivalue = int(value)
         if not INT64_MIN <= ivalue <= INT64_MAX:
             raise ValidationError(f"integer {ivalue} is outside the int64 range", rule="int64_range")
-        return pb.Value(int_value=ivalue)
-    if isinstance(value, (float, np.floating)):
-        return pb.Value(float_value=float(value))
-    if isinstance(value, str):
-        return pb.Value(string_value=value)
-    if isinstance(value, np.ndarray):
-        return pb.Value(array_value=array_to_wire(value))
-    if is_torch_tensor(value):
-        return pb.Value(array_value=array_to_wire(torch_to_numpy(value), framework="torch"))
-    if isinstance(value, (list, tuple)):
+        target.int_value = ivalue
+    elif isinstance(value, (float, np.floating)):
+        target.float_value = float(value)
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, np.ndarray):
+        array_into(target.array_value, value)
+    elif is_torch_tensor(value):
+        array_into(target.array_value, torch_to_numpy(value), framework="torch")
+    elif isinstance(value, (list, tuple)):
         if len(value) > limits.max_list_items:
             raise LimitExceededError(
                 f"list of {len(value)} items exceeds the limit of {limits.max_list_items}", rule="max_list_items"
             )
-        return pb.Value(list_value=pb.ListValue(items=[_encode(v, limits, depth + 1) for v in value]))
-    if isinstance(value, Mapping):
-        return pb.Value(map_value=encode_map(value, limits, depth + 1))
-    raise VariableTypeError(
-        f"cannot send a value of type {type(value).__name__} over the wire "
-        "(supported: None, bool, int, float, str, list, dict, numpy array, torch tensor)",
-        rule="wire_type",
-    )
+        target.list_value.SetInParent()
+        items = target.list_value.items
+        for item in value:
+            encode_into(items.add(), item, limits, depth + 1)
+    elif isinstance(value, Mapping):
+        target.map_value.SetInParent()
+        map_into(target.map_value, value, limits, depth + 1)
+    else:
+        raise VariableTypeError(
+            f"cannot send a value of type {type(value).__name__} over the wire "
+            "(supported: None, bool, int, float, str, list, dict, numpy array, torch tensor)",
+            rule="wire_type",
+        )
 
 
-def encode_map(mapping: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS, depth: int = 0) -> pb.MapValue:
+def encode_map(mapping: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS) -> pb.MapValue:
+    target = pb.MapValue()
+    map_into(target, mapping, limits)
+    return target
+
+
+def map_into(
+    target: pb.MapValue, mapping: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS, depth: int = 0
+) -> None:
     if not mapping:
-        return pb.MapValue()
+        return
     if len(mapping) > limits.max_list_items:
         raise LimitExceededError(
             f"map of {len(mapping)} entries exceeds the limit of {limits.max_list_items}", rule="max_list_items"
         )
-    entries = []
+    entries = target.entries
     for key, item in mapping.items():
         if not isinstance(key, str):
             raise VariableTypeError(f"map keys must be strings, got {type(key).__name__} {key!r}", rule="map_key")
-        entries.append(pb.MapEntry(key=key, value=_encode(item, limits, depth)))
-    return pb.MapValue(entries=entries)
+        entry = entries.add()
+        entry.key = key
+        encode_into(entry.value, item, limits, depth)
 
 
 def decode(msg: pb.Value, native: bool = True) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .._proto import bridge_pb2 as pb
-from ..codec import decode, decode_map, encode, encode_map
+from ..codec import decode, decode_map, encode_into, map_into
 from ..errors import ValidationError
 from ..types import prepare
 
@@ -65,7 +65,8 @@ def access_rules(rules: Iterable[Mapping[str, Any]] | None) -> list[pb.AccessRul
     return out
 
 
-def variable_spec(
+def fill_spec(
+    target: pb.VariableSpec,
     name: str,
     type: str,
     initial_value: Any,
@@ -73,15 +74,13 @@ def variable_spec(
     metadata: Mapping[str, Any] | None = None,
     dependencies: Iterable[str] | None = None,
     access_rules_: Iterable[Mapping[str, Any]] | None = None,
-) -> pb.VariableSpec:
-    """Checks a registration locally (early, clear errors) and builds its wire spec."""
+) -> None:
+    """Checks a registration locally (early, clear errors) and writes its wire spec in place."""
     type_name, checked, _ = prepare(type, initial_value, constraints, name)
-    return pb.VariableSpec(
-        name=name,
-        type=type_name,
-        initial_value=encode(initial_value),
-        constraints=encode_map(checked),
-        metadata=encode_map(metadata),
-        dependencies=list(dependencies or ()),
-        access_rules=access_rules(access_rules_),
-    )
+    target.name = name
+    target.type = type_name
+    encode_into(target.initial_value, initial_value)
+    map_into(target.constraints, checked)
+    map_into(target.metadata, metadata)
+    target.dependencies.extend(dependencies or ())
+    target.access_rules.extend(access_rules(access_rules_))

@@ -9,11 +9,11 @@ import grpc
 
 from .._proto import bridge_pb2 as pb
 from .._proto import bridge_pb2_grpc as pb_grpc
-from ..codec import decode, encode, encode_map
+from ..codec import decode, encode_into, map_into
 from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeError
 from ..limits import channel_options, check_name
 from ..types import infer_type
-from ._convert import variable_info, variable_spec
+from ._convert import fill_spec, variable_info
 from ._rpc import call
 
 _MISSING: Any = object()
@@ -189,14 +189,14 @@ class SessionContext:
     ) -> str:
         """Creates a variable and returns its ID. Type and constraints are checked here first, then by the server."""
         check_name(name)
-        spec = variable_spec(name, type, initial_value, constraints, metadata, dependencies, access_rules)
-        request = pb.RegisterVariableRequest(spec=spec)
+        request = pb.RegisterVariableRequest()
+        fill_spec(request.spec, name, type, initial_value, constraints, metadata, dependencies, access_rules)
         response = await self._call(self._stub.RegisterVariable, request, f"register_variable({name!r})")
         return response.variable_id
 
     async def register_variables(self, variables: list[dict[str, Any]]) -> dict[str, str]:
         """Creates several variables atomically (all or none); returns name -> ID."""
-        specs = []
+        request = pb.RegisterVariablesRequest()
         for i, var in enumerate(variables):
             unknown = sorted(set(var) - _SPEC_KEYS)
             missing = sorted({"name", "type", "initial_value"} - set(var))
@@ -205,20 +205,18 @@ class SessionContext:
                     f"variables[{i}]: unknown keys {unknown}, missing keys {missing}", rule="variable_spec"
                 )
             check_name(var["name"])
-            specs.append(
-                variable_spec(
-                    var["name"],
-                    var["type"],
-                    var["initial_value"],
-                    var.get("constraints"),
-                    var.get("metadata"),
-                    var.get("dependencies"),
-                    var.get("access_rules"),
-                )
+            fill_spec(
+                request.specs.add(),
+                var["name"],
+                var["type"],
+                var["initial_value"],
+                var.get("constraints"),
+                var.get("metadata"),
+                var.get("dependencies"),
+                var.get("access_rules"),
             )
-        request = pb.RegisterVariablesRequest(specs=specs)
         response = await self._call(self._stub.RegisterVariables, request, "register_variables")
-        return {spec.name: response.variable_ids[spec.name] for spec in specs}
+        return {spec.name: response.variable_ids[spec.name] for spec in request.specs}
 
     async def set_variable(
         self,
@@ -231,13 +229,9 @@ class SessionContext:
         """Writes a variable; the server checks the value against its type and constraints."""
         if create_if_missing and not type_hint:
             type_hint = infer_type(value, name)
-        request = pb.SetVariableRequest(
-            ref=name,
-            value=encode(value),
-            metadata=encode_map(metadata),
-            create_if_missing=create_if_missing,
-            type_hint=type_hint or "",
-        )
+        request = pb.SetVariableRequest(ref=name, create_if_missing=create_if_missing, type_hint=type_hint or "")
+        encode_into(request.value, value)
+        map_into(request.metadata, metadata)
         await self._call(self._stub.SetVariable, request, f"set_variable({name!r})")
 
     async def update_variables(
@@ -247,11 +241,12 @@ class SessionContext:
 
         atomic=True: all or nothing, as one revision. atomic=False: each on its own.
         """
-        request = pb.UpdateVariablesRequest(
-            updates=[pb.MapEntry(key=name, value=encode(value)) for name, value in updates.items()],
-            metadata=encode_map(metadata),
-            atomic=atomic,
-        )
+        request = pb.UpdateVariablesRequest(atomic=atomic)
+        for name, value in updates.items():
+            entry = request.updates.add()
+            entry.key = name
+            encode_into(entry.value, value)
+        map_into(request.metadata, metadata)
         response = await self._call(self._stub.UpdateVariables, request, "update_variables")
         return {
             name: True if result.ok else result.error.message

@@ -46,7 +46,10 @@ def variable_message(
     return msg
 
 
-def get_response(record: VariableRecord, info: pb.Variable | None = None) -> pb.GetVariableResponse:
-    return pb.GetVariableResponse(
-        value=record.value, version=record.version, mod_revision=record.mod_revision, info=info
-    )
+def fill_get_response(target: pb.GetVariableResponse, record: VariableRecord, info: pb.Variable | None) -> None:
+    """Fills a response in place: copying the stored value once, not once per message level."""
+    target.value.CopyFrom(record.value)
+    target.version = record.version
+    target.mod_revision = record.mod_revision
+    if info is not None:
+        target.info.CopyFrom(info)

@@ -36,7 +36,7 @@ from ..store import SessionRecord, Store, Transaction, VariableRecord
 from ..types import VariableType, get_type, infer_type
 from . import _auth
 from ._access import parse_rules, require
-from ._convert import get_response, timestamp, variable_message
+from ._convert import fill_get_response, timestamp, variable_message
 
 log = logging.getLogger("dspex.server")
 
@@ -343,7 +343,9 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         session_id = await self._authenticate(context)
         record = await self._read(session_id, request.ref)
         info = variable_message(record, await self.store.stats(record.id), False) if request.include_info else None
-        return get_response(record, info)
+        response = pb.GetVariableResponse()
+        fill_get_response(response, record, info)
+        return response
 
     async def GetVariables(
         self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext
@@ -362,7 +364,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                     response.missing.append(ref)
                     continue
             info = variable_message(record, await self.store.stats(record.id), False) if request.include_info else None
-            response.found[ref].CopyFrom(get_response(record, info))
+            fill_get_response(response.found[ref], record, info)
         return response
 
     async def ListVariables(

@@ -246,3 +246,17 @@ async def test_malformed_array_bytes_are_refused(anchored: SessionContext) -> No
             pb.SetVariableRequest(ref="e", value=weird, create_if_missing=True, type_hint="tensor"),
         )
     await assert_unchanged(anchored)
+
+
+async def test_a_64_mib_tensor_fits_the_default_limits(session: SessionContext) -> None:
+    big = np.arange(16 * 1024 * 1024, dtype=np.float32)  # 64 MiB
+    await session.register_variable("big", "tensor", big)
+    back = await session.get_variable("big")
+    assert back.dtype == np.float32 and back.shape == big.shape
+    assert back[-1] == big[-1] and np.array_equal(back, big)
+
+
+async def test_ping_needs_no_session(channel: grpc.aio.Channel) -> None:
+    reply = await pb_grpc.BridgeServiceStub(channel).Ping(pb.PingRequest())
+    assert reply.protocol_version == "dspex_bridge.v1"
+    assert reply.max_message_bytes == Limits().max_message_bytes
