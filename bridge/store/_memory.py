@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
@@ -98,17 +98,17 @@ class MemoryStore(Store):
     async def create_session(self, record: SessionRecord) -> bool:
         if record.session_id in self._sessions:
             return False
-        self._sessions[record.session_id] = _Session(record=replace(record))
+        self._sessions[record.session_id] = _Session(record=record)
         return True
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         session = self._sessions.get(session_id)
-        return replace(session.record) if session else None
+        return session.record if session else None
 
     async def touch_session(self, session_id: str, now: float) -> None:
         session = self._sessions.get(session_id)
         if session:
-            session.record.last_seen = now
+            session.record = session.record.with_changes(last_seen=now)
 
     async def delete_session(self, session_id: str) -> int:
         session = self._sessions.pop(session_id, None)
@@ -141,7 +141,7 @@ class MemoryStore(Store):
             return result
 
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
-        session.record.revision = txn.revision
+        session.record = session.record.with_changes(revision=txn.revision)
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
             if old is not None:

@@ -6,14 +6,16 @@ re-encoding, and so that every backend stores exactly the bytes a client sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._proto import bridge_pb2 as pb
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
+    """Immutable: a store replaces the record to touch it or advance its revision."""
+
     session_id: str
     token_hash: str
     created_at: float
@@ -25,6 +27,17 @@ class SessionRecord:
     @property
     def expires_at(self) -> float:
         return self.last_seen + self.ttl_seconds
+
+    def with_changes(self, *, last_seen: float | None = None, revision: int | None = None) -> SessionRecord:
+        return SessionRecord(
+            self.session_id,
+            self.token_hash,
+            self.created_at,
+            self.last_seen if last_seen is None else last_seen,
+            self.ttl_seconds,
+            self.metadata,
+            self.revision if revision is None else revision,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +71,24 @@ class VariableRecord:
     def next_version(
         self, value: pb.Value, revision: int, now: float, writer: str, metadata: dict[str, Any]
     ) -> VariableRecord:
-        return replace(
-            self,
-            value=value,
-            version=self.version + 1,
-            mod_revision=revision,
-            updated_at=now,
-            updated_by=writer,
-            last_update_metadata=metadata,
+        # Spelled out: dataclasses.replace introspects fields on every call, on the hot write path.
+        return VariableRecord(
+            self.id,
+            self.session_id,
+            self.name,
+            self.type,
+            value,
+            self.constraints,
+            self.metadata,
+            self.dependencies,
+            self.access_rules,
+            self.version + 1,
+            self.create_revision,
+            revision,
+            self.created_at,
+            now,
+            writer,
+            metadata,
         )
 
 
