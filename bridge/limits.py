@@ -10,6 +10,9 @@ from .errors import LimitExceededError, ValidationError
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 ID_RE = re.compile(r"var_[0-9a-f]{24}")
 
+#: Deepest nesting any value may have, whatever the configuration (protobuf's parser stops near 100).
+HARD_MAX_NESTING = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -28,6 +31,10 @@ class Limits:
     max_pattern_length: int = 256
     max_access_rules: int = 64
     max_dependencies: int = 256
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_nesting_depth <= HARD_MAX_NESTING:
+            raise ValueError(f"max_nesting_depth must be between 1 and {HARD_MAX_NESTING}")
 
 
 DEFAULT_LIMITS = Limits()

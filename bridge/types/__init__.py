@@ -35,14 +35,18 @@ TYPES: dict[str, VariableType] = {
 ALIASES: dict[str, str] = {"map": "dict"}
 
 
-def get_type(name: object) -> VariableType:
+def get_type(name: object, var: str | None = None) -> VariableType:
     """The type called `name` (or an alias), or UnknownTypeError listing the known ones."""
     if isinstance(name, str):
         t = TYPES.get(ALIASES.get(name, name))
         if t is not None:
             return t
+    prefix = f"{var}: " if var else ""
     raise UnknownTypeError(
-        f"unknown variable type {name!r}; known types: {', '.join(TYPES)}", rule="type", type=str(name)
+        f"{prefix}unknown variable type {str(name)[:40]!r}; known types: {', '.join(TYPES)}",
+        variable=var,
+        rule="type",
+        type=str(name)[:40],
     )
 
 
@@ -69,12 +73,17 @@ def infer_type(value: Any, var: str = "value") -> str:
     )
 
 
+def check_spec(type_name: str, constraints: Mapping[str, Any] | None, var: str) -> tuple[VariableType, dict[str, Any]]:
+    """A new variable's type and its constraints, checked and normalised."""
+    t = get_type(type_name, var)
+    return t, t.check_constraints(constraints, var)
+
+
 def prepare(
     type_name: str, value: Any, constraints: Mapping[str, Any] | None, var: str
 ) -> tuple[str, dict[str, Any], Any]:
     """Checks a new variable's type, constraints and initial value; returns them normalised."""
-    t = get_type(type_name)
-    checked = t.check_constraints(constraints, var)
+    t, checked = check_spec(type_name, constraints, var)
     return t.name, checked, t.coerce(value, checked, var)
 
 
@@ -82,6 +91,7 @@ __all__ = [
     "ALIASES",
     "TYPES",
     "VariableType",
+    "check_spec",
     "get_type",
     "infer_type",
     "prepare",

@@ -78,7 +78,9 @@ class TensorType(VariableType):
                     var, f"must be a list of ints >= 0, or -1/None for any, got {shape!r}", "shape"
                 )
             constraints["shape"] = [-1 if d is None else d for d in shape]
-        if "dtype" in constraints and constraints["dtype"] not in WIRE_DTYPES:
+        if "dtype" in constraints and (
+            not isinstance(constraints["dtype"], str) or constraints["dtype"] not in WIRE_DTYPES
+        ):
             raise self.bad_constraint(var, f"{constraints['dtype']!r} is not one of {sorted(WIRE_DTYPES)}", "dtype")
         return constraints
 

@@ -70,6 +70,19 @@ class VariableType(ABC):
     def bad_constraint(self, var: str, message: str, rule: str) -> ValidationError:
         return ValidationError(f"{var}: invalid constraint {rule!r}: {message}", variable=var, rule=rule)
 
+    def check_length_constraints(self, constraints: Mapping[str, Any], var: str) -> None:
+        for key in ("min_length", "max_length"):
+            n = constraints.get(key)
+            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+                raise self.bad_constraint(var, f"must be a non-negative int, got {_short(n)}", key)
+
+    def check_length(self, n: int, constraints: Mapping[str, Any], var: str, unit: str) -> None:
+        lo, hi = constraints.get("min_length"), constraints.get("max_length")
+        if lo is not None and n < lo:
+            raise self.violation(var, f"has {n} {unit}, below min_length {lo}", "min_length")
+        if hi is not None and n > hi:
+            raise self.violation(var, f"has {n} {unit}, above max_length {hi}", "max_length")
+
 
 def _short(value: Any) -> str:
     text = repr(value)

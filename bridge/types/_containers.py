@@ -14,34 +14,21 @@ import numpy as np
 
 from ..codec import INT64_MAX, INT64_MIN, is_torch_tensor
 from ..errors import LimitExceededError
-from ..limits import DEFAULT_LIMITS
+from ..limits import HARD_MAX_NESTING
 from ._base import VariableType
 
 _KEY_TYPES = (str, int, float, bool)
 
 
-def _length_constraints(t: VariableType, constraints: dict[str, Any], var: str) -> None:
-    for key in ("min_length", "max_length"):
-        n = constraints.get(key)
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
-            raise t.bad_constraint(var, f"must be a non-negative int, got {n!r}", key)
-
-
-def _check_length(t: VariableType, n: int, constraints: Mapping[str, Any], var: str) -> None:
-    lo, hi = constraints.get("min_length"), constraints.get("max_length")
-    if lo is not None and n < lo:
-        raise t.violation(var, f"has {n} items, below min_length {lo}", "min_length")
-    if hi is not None and n > hi:
-        raise t.violation(var, f"has {n} items, above max_length {hi}", "max_length")
-
-
 def plain(t: VariableType, value: Any, var: str, depth: int = 0) -> Any:
-    """Checks and normalises nested plain data; raises naming the offending path."""
-    if depth > DEFAULT_LIMITS.max_nesting_depth:
+    """Checks and normalises nested plain data; raises naming the offending path.
+
+    Size limits (items, depth) are the codec's job, with the server's configured limits;
+    the depth guard here only keeps recursion finite.
+    """
+    if depth > HARD_MAX_NESTING:
         raise LimitExceededError(
-            f"{var}: value nests deeper than {DEFAULT_LIMITS.max_nesting_depth} levels",
-            variable=var,
-            rule="max_nesting_depth",
+            f"{var}: value nests deeper than {HARD_MAX_NESTING} levels", variable=var, rule="max_nesting_depth"
         )
     if value is None or isinstance(value, (bool, str, float)):
         return value
@@ -56,12 +43,6 @@ def plain(t: VariableType, value: Any, var: str, depth: int = 0) -> Any:
     if isinstance(value, np.ndarray) or is_torch_tensor(value):
         return value
     if isinstance(value, (list, tuple)):
-        if len(value) > DEFAULT_LIMITS.max_list_items:
-            raise LimitExceededError(
-                f"{var}: {len(value)} items exceed the limit of {DEFAULT_LIMITS.max_list_items}",
-                variable=var,
-                rule="max_list_items",
-            )
         return [plain(t, v, f"{var}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
@@ -85,20 +66,22 @@ class ListType(VariableType):
     }
 
     def _check_constraints(self, constraints: dict[str, Any], var: str) -> dict[str, Any]:
-        _length_constraints(self, constraints, var)
+        self.check_length_constraints(constraints, var)
         item_type = constraints.get("item_type")
         if item_type is not None:
             from . import get_type  # the registry imports this module
 
+            if not isinstance(item_type, str):
+                raise self.bad_constraint(var, f"must be a type name, got {type(item_type).__name__}", "item_type")
             if item_type in ("list", "dict", "map"):
                 raise self.bad_constraint(var, "items may not themselves be typed containers", "item_type")
-            constraints["item_type"] = get_type(item_type).name
+            constraints["item_type"] = get_type(item_type, var).name
         return constraints
 
     def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> list[Any]:
         if not isinstance(value, (list, tuple)):
             raise self.wrong_type(var, value, "a list")
-        _check_length(self, len(value), constraints, var)
+        self.check_length(len(value), constraints, var, "items")
         item_type = constraints.get("item_type")
         if item_type is None:
             return plain(self, value, var)
@@ -117,7 +100,7 @@ class DictType(VariableType):
     }
 
     def _check_constraints(self, constraints: dict[str, Any], var: str) -> dict[str, Any]:
-        _length_constraints(self, constraints, var)
+        self.check_length_constraints(constraints, var)
         keys = constraints.get("required_keys")
         if keys is not None and (not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys)):
             raise self.bad_constraint(var, f"must be a list of strings, got {keys!r}", "required_keys")
@@ -126,7 +109,7 @@ class DictType(VariableType):
     def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise self.wrong_type(var, value, "a dict")
-        _check_length(self, len(value), constraints, var)
+        self.check_length(len(value), constraints, var, "items")
         result = plain(self, value, var)
         missing = [k for k in constraints.get("required_keys", ()) if k not in result]
         if missing:

@@ -9,7 +9,6 @@ then outside every range). numpy scalars count as their Python kind.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..codec import INT64_MAX, INT64_MIN
 from ._base import VariableType
+from ._patterns import compile_pattern
 
 
 def _is_number(value: Any) -> bool:
@@ -30,8 +30,12 @@ class _Bounded(VariableType):
         for key in ("min", "max"):
             if key in constraints:
                 bound = constraints[key]
-                if not _is_number(bound) or math.isnan(bound):
-                    raise self.bad_constraint(var, f"must be a number, got {bound!r}", key)
+                try:
+                    valid = _is_number(bound) and not math.isnan(bound)
+                except OverflowError:  # an int too large for a float
+                    valid = False
+                if not valid:
+                    raise self.bad_constraint(var, f"must be a finite number or +-inf, got {str(bound)[:40]}", key)
                 constraints[key] = self._bound(bound)
         if "min" in constraints and "max" in constraints and constraints["min"] > constraints["max"]:
             raise self.bad_constraint(var, f"min {constraints['min']} is above max {constraints['max']}", "min")
@@ -56,7 +60,10 @@ class FloatType(_Bounded):
     def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> float:
         if not _is_number(value):
             raise self.wrong_type(var, value, "a float or int")
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            raise self.violation(var, f"{str(value)[:40]}... is too large for a float", "float_range") from None
         self._check_range(result, constraints, var)
         return result
 
@@ -88,31 +95,23 @@ class StringType(VariableType):
     }
 
     def _check_constraints(self, constraints: dict[str, Any], var: str) -> dict[str, Any]:
-        for key in ("min_length", "max_length"):
-            if key in constraints:
-                n = constraints[key]
-                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                    raise self.bad_constraint(var, f"must be a non-negative int, got {n!r}", key)
+        self.check_length_constraints(constraints, var)
         if "pattern" in constraints:
             pattern = constraints["pattern"]
             if not isinstance(pattern, str):
-                raise self.bad_constraint(var, f"must be a string, got {pattern!r}", "pattern")
+                raise self.bad_constraint(var, f"must be a string, got {type(pattern).__name__}", "pattern")
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise self.bad_constraint(var, f"{pattern!r} is not a valid regex: {exc}", "pattern") from exc
+                compile_pattern(pattern)
+            except ValueError as exc:
+                raise self.bad_constraint(var, str(exc), "pattern") from exc
         return constraints
 
     def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
         if not isinstance(value, str):
             raise self.wrong_type(var, value, "a str")
-        lo, hi = constraints.get("min_length"), constraints.get("max_length")
-        if lo is not None and len(value) < lo:
-            raise self.violation(var, f"length {len(value)} is below min_length {lo}", "min_length")
-        if hi is not None and len(value) > hi:
-            raise self.violation(var, f"length {len(value)} is above max_length {hi}", "max_length")
+        self.check_length(len(value), constraints, var, "characters")
         pattern = constraints.get("pattern")
-        if pattern is not None and not re.fullmatch(pattern, value):
+        if pattern is not None and compile_pattern(pattern).fullmatch(value) is None:
             raise self.violation(var, f"{value[:60]!r} does not match pattern {pattern!r}", "pattern")
         return value
 

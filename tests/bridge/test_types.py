@@ -87,8 +87,35 @@ def test_string_pattern_must_match_whole_string() -> None:
 
 
 def test_invalid_regex_is_refused_at_registration() -> None:
-    with pytest.raises(ValidationError, match="not a valid regex"):
+    with pytest.raises(ValidationError, match="not a valid RE2 pattern"):
         coerce("string", "x", pattern="(")
+    with pytest.raises(ValidationError, match="backreferences"):
+        coerce("string", "aa", pattern=r"(a)\1")
+
+
+def test_patterns_cannot_backtrack_catastrophically() -> None:
+    # Python's re needs about 2**40 steps for this; RE2 is linear in the input.
+    with pytest.raises(ConstraintViolationError, match="does not match"):
+        coerce("string", "a" * 40 + "c", pattern="(a+)+b?")
+
+
+@pytest.mark.parametrize(
+    ("type_name", "constraints", "message"),
+    [
+        ("tensor", {"dtype": ["float32"]}, "dtype"),
+        ("list", {"item_type": ["float"]}, "must be a type name"),
+        ("float", {"max": 10**400}, "finite number"),
+        ("string", {"pattern": "x" * 300}, "the limit is 256"),
+    ],
+)
+def test_malformed_constraints_are_validation_errors(type_name: str, constraints: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        prepare(type_name, None, constraints, "v")
+
+
+def test_a_huge_int_is_not_a_float() -> None:
+    with pytest.raises(ConstraintViolationError, match="too large for a float"):
+        coerce("float", 10**400)
 
 
 def test_choice_needs_choices_and_enforces_them() -> None:
