@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._proto import bridge_pb2 as pb
-from .errors import LimitExceededError, ValidationError, VariableTypeError
+from .errors import ConstraintViolationError, LimitExceededError, ValidationError, VariableTypeError
 from .limits import DEFAULT_LIMITS, Limits
 
 INT64_MIN = -(2**63)
@@ -41,6 +41,9 @@ WIRE_DTYPES: frozenset[str] = frozenset(
 )
 
 _BIG_ENDIAN = sys.byteorder == "big"
+
+#: Most dimensions an array may have on the wire (numpy itself allows 64).
+MAX_NDIM = 32
 
 
 def is_torch_tensor(value: object) -> bool:
@@ -75,9 +78,11 @@ def array_into(target: pb.NDArray, arr: np.ndarray, framework: str = "") -> None
 def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
     """A writable array (torch if sent from torch and torch imports); `native=False`: a read-only numpy view."""
     if msg.dtype not in WIRE_DTYPES:
-        raise VariableTypeError(f"unknown wire dtype {msg.dtype!r}", rule="dtype")
+        raise VariableTypeError(f"unknown wire dtype {msg.dtype[:40]!r}", rule="dtype")
     dtype = np.dtype(msg.dtype).newbyteorder("<")
     shape = tuple(msg.shape)
+    if len(shape) > MAX_NDIM:
+        raise ValidationError(f"array has {len(shape)} dimensions; the limit is {MAX_NDIM}", rule="shape")
     if any(d < 0 for d in shape):
         raise ValidationError(f"array shape {shape} has a negative dimension", rule="shape")
     expected = math.prod(shape) * dtype.itemsize
@@ -86,7 +91,10 @@ def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
             f"array of shape {shape} and dtype {msg.dtype} needs {expected} bytes, got {len(msg.data)}",
             rule="array_size",
         )
-    view = np.frombuffer(msg.data, dtype=dtype).reshape(shape)
+    try:
+        view = np.frombuffer(msg.data, dtype=dtype).reshape(shape)
+    except ValueError as exc:  # e.g. an empty array whose other dimensions overflow numpy's size
+        raise ValidationError(f"array shape {shape} is not representable: {exc}", rule="shape") from None
     if not native:
         return view
     arr = view.astype(dtype.newbyteorder("="), copy=True)
@@ -121,7 +129,7 @@ def encode_into(target: pb.Value, value: Any, limits: Limits = DEFAULT_LIMITS, d
     elif isinstance(value, (int, np.integer)):
         ivalue = int(value)
         if not INT64_MIN <= ivalue <= INT64_MAX:
-            raise ValidationError(f"integer {ivalue} is outside the int64 range", rule="int64_range")
+            raise ConstraintViolationError(f"integer {ivalue} is outside the int64 range", rule="int64_range")
         target.int_value = ivalue
     elif isinstance(value, (float, np.floating)):
         target.float_value = float(value)
@@ -175,8 +183,29 @@ def map_into(
         encode_into(entry.value, item, limits, depth)
 
 
-def decode(msg: pb.Value, native: bool = True) -> Any:
-    """Decodes a wire value (an unset Value is None); `native=False` keeps every array numpy."""
+def decode(msg: pb.Value, native: bool = True, limits: Limits | None = None) -> Any:
+    """Decodes a wire value (an unset Value is None).
+
+    `native=False` keeps every array a numpy view; `limits` (the server passes its own)
+    bounds nesting depth and container sizes.
+    """
+    return _decode(msg, native, limits, 0)
+
+
+def decode_map(msg: pb.MapValue, native: bool = True, limits: Limits | None = None) -> dict[str, Any]:
+    return _decode_map(msg, native, limits, 0)
+
+
+def _check_container(count: int, depth: int, limits: Limits) -> None:
+    if depth > limits.max_nesting_depth:
+        raise LimitExceededError(f"value nests deeper than {limits.max_nesting_depth} levels", rule="max_nesting_depth")
+    if count > limits.max_list_items:
+        raise LimitExceededError(
+            f"a list or map of {count} items exceeds the limit of {limits.max_list_items}", rule="max_list_items"
+        )
+
+
+def _decode(msg: pb.Value, native: bool, limits: Limits | None, depth: int) -> Any:
     kind = msg.WhichOneof("kind")
     if kind == "float_value":
         return msg.float_value
@@ -189,11 +218,22 @@ def decode(msg: pb.Value, native: bool = True) -> Any:
     if kind == "array_value":
         return array_from_wire(msg.array_value, native)
     if kind == "list_value":
-        return [decode(v, native) for v in msg.list_value.items]
+        items = msg.list_value.items
+        if limits is not None:
+            _check_container(len(items), depth, limits)
+        return [_decode(v, native, limits, depth + 1) for v in items]
     if kind == "map_value":
-        return decode_map(msg.map_value, native)
+        return _decode_map(msg.map_value, native, limits, depth + 1)
     return None
 
 
-def decode_map(msg: pb.MapValue, native: bool = True) -> dict[str, Any]:
-    return {entry.key: decode(entry.value, native) for entry in msg.entries}
+def _decode_map(msg: pb.MapValue, native: bool, limits: Limits | None, depth: int) -> dict[str, Any]:
+    entries = msg.entries
+    if limits is not None:
+        _check_container(len(entries), depth, limits)
+    out = {entry.key: _decode(entry.value, native, limits, depth) for entry in entries}
+    if len(out) != len(entries):
+        keys = [entry.key for entry in entries]
+        dupes = sorted({k[:40] for k in keys if keys.count(k) > 1})[:5]
+        raise ValidationError(f"map has duplicate keys {dupes}", rule="map_key")
+    return out

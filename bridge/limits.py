@@ -24,7 +24,9 @@ class Limits:
     max_variables_per_session: int = 100_000
     max_sessions: int = 10_000
     max_history_per_variable: int = 1_000
+    max_history_bytes: int = 64 * 1024 * 1024  # per variable; the current version is always kept
     max_events_per_session: int = 10_000
+    max_event_bytes: int = 128 * 1024 * 1024  # per session; the newest revision is always kept
     max_list_items: int = 1_000_000
     max_nesting_depth: int = 32
     max_metadata_entries: int = 64
@@ -54,13 +56,20 @@ def check_name(name: object, what: str = "variable name", limits: Limits = DEFAU
         )
     if not NAME_RE.fullmatch(name):
         raise ValidationError(
-            f"{what} {name!r} is invalid: use letters, digits, '_', '.', '-', starting with a letter or '_'",
-            variable=name,
+            f"{what} {name[:60]!r} is invalid: use letters, digits, '_', '.', '-', starting with a letter or '_'",
+            variable=name[:60],
             rule="name_pattern",
         )
     if ID_RE.fullmatch(name):
         raise ValidationError(f"{what} {name!r} has the form of a variable ID, which is reserved", rule="name_reserved")
     return name
+
+
+def check_ref(ref: object, limits: Limits = DEFAULT_LIMITS) -> str:
+    """A variable reference: an ID, or else a valid name (so echoing it in errors is safe)."""
+    if isinstance(ref, str) and ID_RE.fullmatch(ref):
+        return ref
+    return check_name(ref, "variable name", limits)
 
 
 def check_count(count: int, limit: int, what: str, rule: str) -> None:

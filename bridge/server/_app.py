@@ -7,17 +7,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .._proto import bridge_pb2 as pb
-from .._proto import bridge_pb2_grpc as pb_grpc
 from ..limits import DEFAULT_LIMITS, Limits, channel_options
 from ..store import Store, open_store
-from ._servicer import BridgeServicer, guarded_handlers
+from ._handlers import service_handler
+from ._servicer import BridgeServicer
 
 log = logging.getLogger("dspex.server")
 
@@ -58,7 +57,7 @@ class BridgeServer:
 
     async def start(self) -> BridgeServer:
         server = grpc.aio.server(options=channel_options(self.limits.max_message_bytes))
-        pb_grpc.add_BridgeServiceServicer_to_server(SimpleNamespace(**guarded_handlers(self.servicer)), server)
+        server.add_generic_rpc_handlers((service_handler(self.servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

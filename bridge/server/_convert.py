@@ -6,6 +6,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from .._proto import bridge_pb2 as pb
 from ..codec import encode_map
+from ..limits import DEFAULT_LIMITS, Limits
 from ..store import VariableRecord, VariableStatsRecord
 
 
@@ -16,15 +17,18 @@ def timestamp(seconds: float) -> Timestamp:
 
 
 def variable_message(
-    record: VariableRecord, stats: VariableStatsRecord | None = None, include_value: bool = True
+    record: VariableRecord,
+    stats: VariableStatsRecord | None = None,
+    include_value: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> pb.Variable:
     msg = pb.Variable(
         id=record.id,
         name=record.name,
         session_id=record.session_id,
         type=record.type,
-        constraints=encode_map(record.constraints),
-        metadata=encode_map(record.metadata),
+        constraints=encode_map(record.constraints, limits),
+        metadata=encode_map(record.metadata, limits),
         dependencies=record.dependencies,
         access_rules=[
             pb.AccessRule(session_pattern=r.session_pattern, permissions=r.permissions, conditions=dict(r.conditions))
@@ -36,7 +40,7 @@ def variable_message(
         created_at=timestamp(record.created_at),
         updated_at=timestamp(record.updated_at),
         updated_by=record.updated_by,
-        last_update_metadata=encode_map(record.last_update_metadata),
+        last_update_metadata=encode_map(record.last_update_metadata, limits),
     )
     if include_value:
         msg.value.CopyFrom(record.value)

@@ -1,8 +1,8 @@
 """BridgeService: decode -> authenticate -> authorise -> validate -> store -> encode.
 
 The server is the authority on every rule: clients check early for friendlier errors,
-but nothing a client sends is trusted. Errors are raised as `BridgeError`s and turned
-into status codes in one place (`_guarded`), using the shared table in `bridge.errors`.
+but nothing a client sends is trusted. Methods raise `BridgeError`s; `_handlers` turns
+them into status codes, in one place, with the table shared by both ends.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,10 +18,7 @@ import grpc
 
 from .. import __version__
 from .._proto import bridge_pb2 as pb
-from .._proto import bridge_pb2_grpc as pb_grpc
-from ..codec import decode, decode_map, encode
 from ..errors import (
-    ERROR_TRAILER_KEY,
     AuthenticationError,
     BridgeError,
     LimitExceededError,
@@ -31,21 +28,20 @@ from ..errors import (
     VariableExistsError,
     VariableNotFoundError,
 )
-from ..limits import ID_RE, Limits, check_count, check_name
+from ..limits import ID_RE, Limits, check_count, check_name, check_ref
 from ..store import SessionRecord, Store, Transaction, VariableRecord
-from ..types import VariableType, get_type, infer_type
+from ..types import check_spec, get_type, infer_type
 from . import _auth
 from ._access import parse_rules, require
 from ._convert import fill_get_response, timestamp, variable_message
+from ._handlers import error_detail
+from ._values import coerce_wire, decode_metadata, decode_value
 
 log = logging.getLogger("dspex.server")
 
 PROTOCOL_VERSION = "dspex_bridge.v1"
-_NULL = pb.Value(null_value=pb.NULL_VALUE)
 
-
-def error_detail(exc: BridgeError) -> pb.ErrorDetail:
-    return pb.ErrorDetail(kind=exc.kind, message=exc.message, details=exc.details)
+Ctx = grpc.aio.ServicerContext
 
 
 class _AtomicBatchFailed(Exception):
@@ -56,25 +52,9 @@ class _AtomicBatchFailed(Exception):
         self.errors = errors
 
 
-def coerce_wire(t: VariableType, value: pb.Value, constraints: dict[str, Any], var: str) -> pb.Value:
-    """Validates a wire value against a type; returns the wire form to store.
+class BridgeServicer:
+    """The methods of BridgeService (see bridge.proto for each one's contract)."""
 
-    When coercion leaves the value as it was, the client's bytes are stored as they
-    came: nothing is encoded twice.
-    """
-    decoded = decode(value, native=False)
-    coerced = t.coerce(decoded, constraints, var)
-    if coerced is None:
-        return _NULL
-    if coerced is decoded:
-        return value
-    stored = encode(coerced)
-    if stored.WhichOneof("kind") == "array_value" and value.WhichOneof("kind") == "array_value":
-        stored.array_value.framework = value.array_value.framework
-    return stored
-
-
-class BridgeServicer(pb_grpc.BridgeServiceServicer):
     def __init__(
         self,
         store: Store,
@@ -90,13 +70,13 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
     # ------------------------------------------------------------ sessions
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
+    async def _authenticate(self, context: Ctx) -> str:
         session_id, secret = _auth.split_token(_auth.bearer_token(context.invocation_metadata()))
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFoundError(
-                f"session {session_id!r} not found (expired or cleaned up); call initialize() again",
-                session=session_id,
+                f"session {session_id[:128]!r} not found (expired or cleaned up); call initialize() again",
+                session=session_id[:128],
             )
         if not _auth.token_matches(secret, session.token_hash):
             raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
@@ -110,7 +90,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             await self.store.touch_session(session_id, now)
         return session_id
 
-    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
+    async def Ping(self, request: pb.PingRequest, context: Ctx) -> pb.PingResponse:
         return pb.PingResponse(
             server_version=__version__,
             protocol_version=PROTOCOL_VERSION,
@@ -118,7 +98,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         )
 
     async def InitializeSession(
-        self, request: pb.InitializeSessionRequest, context: grpc.aio.ServicerContext
+        self, request: pb.InitializeSessionRequest, context: Ctx
     ) -> pb.InitializeSessionResponse:
         session_id = check_name(request.session_id, "session id", self.limits)
         now = self.clock()
@@ -128,8 +108,8 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                 raise AuthenticationError(
                     f"session {session_id!r} already exists; pass its token to resume it", session=session_id
                 )
-            _, secret = _auth.split_token(request.resume_token)
-            if not _auth.token_matches(secret, existing.token_hash):
+            token_session, secret = _auth.split_token(request.resume_token)
+            if token_session != session_id or not _auth.token_matches(secret, existing.token_hash):
                 raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
             await self.store.touch_session(session_id, now)
             log.info("session resumed", extra={"session": session_id})
@@ -155,16 +135,13 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             max_message_bytes=self.limits.max_message_bytes,
         )
 
-    async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
+    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:
         session_id = await self._authenticate(context)
         await self.store.touch_session(session_id, self.clock())
-        session = await self.store.get_session(session_id)
-        assert session is not None
+        session = await self._session(session_id)
         return pb.HeartbeatResponse(revision=session.revision, expires_at=timestamp(session.expires_at))
 
-    async def CleanupSession(
-        self, request: pb.CleanupSessionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CleanupSessionResponse:
+    async def CleanupSession(self, request: pb.CleanupSessionRequest, context: Ctx) -> pb.CleanupSessionResponse:
         session_id = await self._authenticate(context)
         deleted = await self.store.delete_session(session_id)
         log.info("session cleaned up", extra={"session": session_id, "variables": deleted})
@@ -182,59 +159,58 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                 log.info("session expired", extra={"session": session_id})
         return expired
 
+    async def _session(self, session_id: str) -> SessionRecord:
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"session {session_id!r} ended during the call", session=session_id)
+        return session
+
     # ------------------------------------------------------------ shared steps
 
-    def _metadata(self, msg: pb.MapValue, var: str) -> dict[str, Any]:
-        check_count(len(msg.entries), self.limits.max_metadata_entries, f"{var}: metadata", "max_metadata_entries")
-        return decode_map(msg, native=False) if msg.entries else {}
-
-    async def _read(self, session_id: str, ref: str) -> VariableRecord:
+    async def _find(self, session_id: str, ref: str, permission: str) -> VariableRecord | None:
+        """A variable by name in this session, or by ID anywhere if its rules grant `permission`."""
+        check_ref(ref, self.limits)
         record = await self.store.get_variable(session_id, ref)
         if record is None and ID_RE.fullmatch(ref):
             record = await self.store.get_variable_by_id(ref)
             if record is not None:
-                require(record, session_id, "read")
+                require(record, session_id, permission)
+        return record
+
+    async def _read(self, session_id: str, ref: str) -> VariableRecord:
+        record = await self._find(session_id, ref, "read")
         if record is None:
             raise VariableNotFoundError(f"variable {ref!r} not found in session {session_id!r}", variable=ref)
         return record
 
     async def _owner(self, session_id: str, ref: str, permission: str) -> str:
-        """The session that holds `ref` for a write: this one, or another that granted access by ID."""
-        if ID_RE.fullmatch(ref):
-            record = await self.store.get_variable_by_id(ref)
-            if record is not None and record.session_id != session_id:
-                require(record, session_id, permission)
-                return record.session_id
-        return session_id
+        """The session holding `ref` for a write: this one, or another that granted access by ID."""
+        record = await self._find(session_id, ref, permission)
+        return record.session_id if record is not None else session_id
 
-    def _new_record(
-        self,
-        txn: Transaction,
-        session_id: str,
-        name: str,
-        type_name: str,
-        constraints: dict[str, Any],
-        value: pb.Value,
-        writer: str,
-        **extra: Any,
-    ) -> VariableRecord:
+    async def _transact(self, session_id: str, body: Callable[[Transaction], Awaitable[Any]]) -> tuple[Any, int]:
+        """Runs a write; returns its result and the session revision after it."""
+        revision = 0
+
+        async def run(txn: Transaction) -> Any:
+            nonlocal revision
+            result = await body(txn)
+            revision = txn.revision if txn.pending else txn.revision - 1
+            return result
+
+        return await self.store.transact(session_id, run), revision
+
+    def _new_record(self, txn: Transaction, session_id: str, writer: str, **fields: Any) -> VariableRecord:
         return VariableRecord(
             id=f"var_{secrets.token_hex(12)}",
             session_id=session_id,
-            name=name,
-            type=type_name,
-            value=value,
-            constraints=constraints,
-            metadata=extra.get("metadata", {}),
-            dependencies=extra.get("dependencies", ()),
-            access_rules=extra.get("access_rules", ()),
             version=1,
             create_revision=txn.revision,
             mod_revision=txn.revision,
             created_at=txn.now,
             updated_at=txn.now,
             updated_by=writer,
-            last_update_metadata=extra.get("update_metadata", {}),
+            **{"metadata": {}, "dependencies": (), "access_rules": (), "last_update_metadata": {}, **fields},
         )
 
     async def _check_capacity(self, txn: Transaction) -> None:
@@ -254,13 +230,13 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         metadata: dict[str, Any],
         expected_version: int = 0,
     ) -> VariableRecord:
-        if expected_version and record.version != expected_version:
+        if expected_version > 0 and record.version != expected_version:
             raise PreconditionFailedError(
                 f"{record.name}: version is {record.version}, expected {expected_version}",
                 variable=record.name,
                 rule="expected_version",
             )
-        stored = coerce_wire(get_type(record.type), value, record.constraints, record.name)
+        stored = coerce_wire(get_type(record.type), value, record.constraints, record.name, self.limits)
         updated = record.next_version(stored, txn.revision, txn.now, writer, metadata)
         txn.put(updated)
         return updated
@@ -269,16 +245,16 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
     def _prepare_spec(self, spec: pb.VariableSpec) -> dict[str, Any]:
         name = check_name(spec.name, limits=self.limits)
-        t = get_type(spec.type)
-        constraints = t.check_constraints(decode_map(spec.constraints, native=False), name)
+        constraints = decode_metadata(spec.constraints, name, self.limits, "constraints")
+        t, checked = check_spec(spec.type, constraints, name)
         check_count(len(spec.dependencies), self.limits.max_dependencies, f"{name}: dependencies", "max_dependencies")
         return {
             "name": name,
-            "type_name": t.name,
-            "constraints": constraints,
-            "value": coerce_wire(t, spec.initial_value, constraints, name),
-            "metadata": self._metadata(spec.metadata, name),
-            "dependencies": list(spec.dependencies),
+            "type": t.name,
+            "constraints": checked,
+            "value": coerce_wire(t, spec.initial_value, checked, name, self.limits),
+            "metadata": decode_metadata(spec.metadata, name, self.limits),
+            "dependencies": list(dict.fromkeys(check_ref(d, self.limits) for d in spec.dependencies)),
             "access_rules": parse_rules(spec.access_rules, name, self.limits),
         }
 
@@ -288,48 +264,37 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
         async def body(txn: Transaction) -> dict[str, str]:
             ids: dict[str, str] = {}
-            for p in prepared:
-                name = p["name"]
+            for fields in prepared:
+                name = fields["name"]
                 if await txn.get(name) is not None:
                     raise VariableExistsError(
                         f"variable {name!r} already exists in session {session_id!r}", variable=name
                     )
-                deps = []
-                for dep in p.pop("dependencies"):
+                dependencies = []
+                for dep in fields["dependencies"]:
                     target = await txn.get(dep)
                     if target is None:
                         raise VariableNotFoundError(
                             f"{name}: dependency {dep!r} not found", variable=name, rule="dependencies"
                         )
-                    deps.append(target.id)
-                record = self._new_record(txn, session_id, writer=session_id, dependencies=tuple(deps), **p)
+                    dependencies.append(target.id)
+                record = self._new_record(
+                    txn, session_id, session_id, **{**fields, "dependencies": tuple(dict.fromkeys(dependencies))}
+                )
                 txn.put(record)
                 ids[name] = record.id
             await self._check_capacity(txn)
             return ids
 
-        ids, revision = await self._transact(session_id, body)
-        return ids, revision
+        return await self._transact(session_id, body)
 
-    async def _transact(self, session_id: str, body: Callable[[Transaction], Awaitable[Any]]) -> tuple[Any, int]:
-        revision = 0
-
-        async def run(txn: Transaction) -> Any:
-            nonlocal revision
-            revision = txn.revision
-            return await body(txn)
-
-        return await self.store.transact(session_id, run), revision
-
-    async def RegisterVariable(
-        self, request: pb.RegisterVariableRequest, context: grpc.aio.ServicerContext
-    ) -> pb.RegisterVariableResponse:
+    async def RegisterVariable(self, request: pb.RegisterVariableRequest, context: Ctx) -> pb.RegisterVariableResponse:
         session_id = await self._authenticate(context)
         ids, revision = await self._register(session_id, [request.spec])
         return pb.RegisterVariableResponse(variable_id=ids[request.spec.name], revision=revision)
 
     async def RegisterVariables(
-        self, request: pb.RegisterVariablesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RegisterVariablesRequest, context: Ctx
     ) -> pb.RegisterVariablesResponse:
         session_id = await self._authenticate(context)
         ids, revision = await self._register(session_id, list(request.specs))
@@ -337,39 +302,36 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
     # ------------------------------------------------------------ reads
 
-    async def GetVariable(
-        self, request: pb.GetVariableRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetVariableResponse:
+    async def _info(self, record: VariableRecord, include_value: bool = False) -> pb.Variable:
+        return variable_message(record, await self.store.stats(record.id), include_value, self.limits)
+
+    async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse:
         session_id = await self._authenticate(context)
         record = await self._read(session_id, request.ref)
-        info = variable_message(record, await self.store.stats(record.id), False) if request.include_info else None
+        await self.store.count_reads([record.id])
         response = pb.GetVariableResponse()
-        fill_get_response(response, record, info)
+        fill_get_response(response, record, await self._info(record) if request.include_info else None)
         return response
 
-    async def GetVariables(
-        self, request: pb.GetVariablesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetVariablesResponse:
+    async def GetVariables(self, request: pb.GetVariablesRequest, context: Ctx) -> pb.GetVariablesResponse:
         session_id = await self._authenticate(context)
         refs = list(request.refs)
         check_count(len(refs), self.limits.max_batch_size, "variables in one batch", "max_batch_size")
-        found = await self.store.get_variables(session_id, refs)
-        response = pb.GetVariablesResponse()
         for ref in refs:
-            record = found.get(ref)
+            check_ref(ref, self.limits)
+        found = await self.store.get_variables(session_id, refs)
+        records = [(ref, found.get(ref) or await self._find(session_id, ref, "read")) for ref in refs]
+        await self.store.count_reads([record.id for _, record in records if record is not None])
+        response = pb.GetVariablesResponse()
+        for ref, record in records:
             if record is None:
-                try:
-                    record = await self._read(session_id, ref)
-                except VariableNotFoundError:
-                    response.missing.append(ref)
-                    continue
-            info = variable_message(record, await self.store.stats(record.id), False) if request.include_info else None
-            fill_get_response(response.found[ref], record, info)
+                response.missing.append(ref)
+            else:
+                info = await self._info(record) if request.include_info else None
+                fill_get_response(response.found[ref], record, info)
         return response
 
-    async def ListVariables(
-        self, request: pb.ListVariablesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListVariablesResponse:
+    async def ListVariables(self, request: pb.ListVariablesRequest, context: Ctx) -> pb.ListVariablesResponse:
         session_id = await self._authenticate(context)
         if len(request.pattern) > self.limits.max_pattern_length:
             raise LimitExceededError(
@@ -377,19 +339,15 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                 rule="max_pattern_length",
             )
         records = await self.store.list_variables(session_id, request.pattern)
-        return pb.ListVariablesResponse(
-            variables=[variable_message(r, await self.store.stats(r.id), request.include_values) for r in records]
-        )
+        return pb.ListVariablesResponse(variables=[await self._info(r, request.include_values) for r in records])
 
     # ------------------------------------------------------------ writes
 
-    async def SetVariable(
-        self, request: pb.SetVariableRequest, context: grpc.aio.ServicerContext
-    ) -> pb.SetVariableResponse:
+    async def SetVariable(self, request: pb.SetVariableRequest, context: Ctx) -> pb.SetVariableResponse:
         session_id = await self._authenticate(context)
         ref = request.ref
-        metadata = self._metadata(request.metadata, ref)
         owner = await self._owner(session_id, ref, "write")
+        metadata = decode_metadata(request.metadata, ref, self.limits)
 
         async def body(txn: Transaction) -> tuple[VariableRecord, bool]:
             record = await txn.get(ref)
@@ -397,19 +355,24 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                 return self._write(txn, record, request.value, session_id, metadata, request.expected_version), False
             if not request.create_if_missing:
                 raise VariableNotFoundError(f"variable {ref!r} not found in session {owner!r}", variable=ref)
+            if request.expected_version > 0:
+                raise PreconditionFailedError(
+                    f"{ref}: expected version {request.expected_version}, but the variable does not exist",
+                    variable=ref,
+                    rule="expected_version",
+                )
             name = check_name(ref, limits=self.limits)
-            type_name = request.type_hint or infer_type(decode(request.value, native=False), name)
-            t = get_type(type_name)
-            constraints = t.check_constraints({}, name)
+            type_name = request.type_hint or infer_type(decode_value(request.value, name, self.limits), name)
+            t, constraints = check_spec(type_name, {}, name)
             created = self._new_record(
                 txn,
                 owner,
-                name,
-                t.name,
-                constraints,
-                coerce_wire(t, request.value, constraints, name),
-                writer=session_id,
-                update_metadata=metadata,
+                session_id,
+                name=name,
+                type=t.name,
+                constraints=constraints,
+                value=coerce_wire(t, request.value, constraints, name, self.limits),
+                last_update_metadata=metadata,
             )
             txn.put(created)
             await self._check_capacity(txn)
@@ -418,24 +381,22 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
         (record, created), revision = await self._transact(owner, body)
         return pb.SetVariableResponse(variable_id=record.id, version=record.version, revision=revision, created=created)
 
-    async def UpdateVariables(
-        self, request: pb.UpdateVariablesRequest, context: grpc.aio.ServicerContext
-    ) -> pb.UpdateVariablesResponse:
+    async def UpdateVariables(self, request: pb.UpdateVariablesRequest, context: Ctx) -> pb.UpdateVariablesResponse:
         session_id = await self._authenticate(context)
         updates = [(entry.key, entry.value) for entry in request.updates]
         check_count(len(updates), self.limits.max_batch_size, "updates in one batch", "max_batch_size")
-        refs = [ref for ref, _ in updates]
-        if len(set(refs)) != len(refs):
-            dupes = sorted({r for r in refs if refs.count(r) > 1})
-            raise ValidationError(f"variables {dupes} appear more than once in one batch", rule="duplicate_refs")
-        metadata = self._metadata(request.metadata, "update_variables")
+        for ref, _ in updates:
+            check_ref(ref, self.limits)
+        dupes = sorted(ref for ref, n in Counter(ref for ref, _ in updates).items() if n > 1)
+        if dupes:
+            raise ValidationError(f"variables {dupes[:10]} appear more than once in one batch", rule="duplicate_refs")
+        metadata = decode_metadata(request.metadata, "update_variables", self.limits)
         response = pb.UpdateVariablesResponse()
         if request.atomic:
             await self._update_atomic(session_id, updates, metadata, response)
         else:
             await self._update_each(session_id, updates, metadata, response)
-        session = await self.store.get_session(session_id)
-        response.revision = session.revision if session else 0
+        response.revision = (await self._session(session_id)).revision
         return response
 
     async def _update_atomic(
@@ -447,7 +408,8 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
     ) -> None:
         async def body(txn: Transaction) -> dict[str, int]:
             errors: dict[str, BridgeError] = {}
-            staged: dict[str, int] = {}
+            versions: dict[str, int] = {}
+            written: dict[str, str] = {}  # variable ID -> the ref that wrote it
             for ref, value in updates:
                 try:
                     record = await txn.get(ref)
@@ -457,12 +419,19 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
                             "(atomic batches cover the session's own variables)",
                             variable=ref,
                         )
-                    staged[ref] = self._write(txn, record, value, session_id, metadata).version
+                    if record.id in written:
+                        raise ValidationError(
+                            f"{ref!r} and {written[record.id]!r} are the same variable; one update each per batch",
+                            variable=record.name,
+                            rule="duplicate_refs",
+                        )
+                    written[record.id] = ref
+                    versions[ref] = self._write(txn, record, value, session_id, metadata).version
                 except BridgeError as exc:
                     errors[ref] = exc
             if errors:
                 raise _AtomicBatchFailed(errors)
-            return staged
+            return versions
 
         try:
             versions, _ = await self._transact(session_id, body)
@@ -498,9 +467,7 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
             except BridgeError as exc:
                 response.results[ref].CopyFrom(pb.UpdateResult(ok=False, error=error_detail(exc)))
 
-    async def DeleteVariable(
-        self, request: pb.DeleteVariableRequest, context: grpc.aio.ServicerContext
-    ) -> pb.DeleteVariableResponse:
+    async def DeleteVariable(self, request: pb.DeleteVariableRequest, context: Ctx) -> pb.DeleteVariableResponse:
         session_id = await self._authenticate(context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
@@ -519,29 +486,3 @@ class BridgeServicer(pb_grpc.BridgeServiceServicer):
 
         variable_id, revision = await self._transact(owner, body)
         return pb.DeleteVariableResponse(variable_id=variable_id, revision=revision)
-
-
-def _guarded(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Turns BridgeErrors into status + ErrorDetail trailer; logs and hides anything unexpected."""
-
-    async def rpc(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return await method(request, context)
-        except BridgeError as exc:
-            log.info("rpc refused", extra={"rpc": name, "kind": exc.kind, "error": exc.message})
-            await context.abort(
-                exc.code, exc.message, trailing_metadata=((ERROR_TRAILER_KEY, error_detail(exc).SerializeToString()),)
-            )
-        except Exception:
-            ref = uuid.uuid4().hex[:12]
-            log.exception("rpc failed", extra={"rpc": name, "ref": ref})
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal server error (ref {ref}); see the server log")
-
-    rpc.__name__ = name
-    return rpc
-
-
-def guarded_handlers(servicer: BridgeServicer) -> dict[str, Callable[..., Awaitable[Any]]]:
-    """Every RPC of the service, wrapped by `_guarded` (the one error-mapping point)."""
-    service = pb.DESCRIPTOR.services_by_name["BridgeService"]
-    return {m.name: _guarded(m.name, getattr(servicer, m.name)) for m in service.methods}

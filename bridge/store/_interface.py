@@ -26,6 +26,11 @@ class Transaction(ABC):
     #: The commit's timestamp (seconds since the epoch), shared by every staged write.
     now: float
 
+    @property
+    @abstractmethod
+    def pending(self) -> bool:
+        """Whether anything is staged, i.e. whether the commit will take `revision`."""
+
     @abstractmethod
     async def get(self, ref: str) -> VariableRecord | None:
         """The session's variable with this name, or with this ID, or None."""
@@ -81,11 +86,11 @@ class Store(ABC):
 
     @abstractmethod
     async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
-        """The session's variable by name or ID; counts a read."""
+        """The session's variable by name or ID."""
 
     @abstractmethod
     async def get_variable_by_id(self, variable_id: str) -> VariableRecord | None:
-        """A variable of any session by ID (the caller checks access); counts a read."""
+        """A variable of any session by ID (the caller checks access)."""
 
     async def get_variables(self, session_id: str, refs: list[str]) -> dict[str, VariableRecord]:
         """Found refs only; backends override this to fetch in one round trip."""
@@ -95,6 +100,10 @@ class Store(ABC):
             if record is not None:
                 found[ref] = record
         return found
+
+    @abstractmethod
+    async def count_reads(self, variable_ids: list[str]) -> None:
+        """Counts one served read of each variable (called once access was granted and the call succeeded)."""
 
     @abstractmethod
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:

@@ -19,11 +19,18 @@ T = TypeVar("T")
 
 
 @dataclass(slots=True)
+class _History:
+    entries: deque[HistoryEntry] = field(default_factory=deque)
+    nbytes: int = 0
+
+
+@dataclass(slots=True)
 class _Session:
     record: SessionRecord
     by_name: dict[str, VariableRecord] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    events: deque[Event] = field(default_factory=deque)
+    events: deque[tuple[Event, int]] = field(default_factory=deque)  # (event, its value bytes)
+    event_bytes: int = 0
     #: Revisions at or below this have been dropped from `events`.
     compacted: int = 0
 
@@ -34,32 +41,31 @@ class _MemoryTransaction(Transaction):
         self._ids = ids
         self.revision = session.record.revision + 1
         self.now = time.time()
-        self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record, None = delete
+        self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
         self.originals: dict[str, VariableRecord | None] = {}
+        self._staged_names: dict[str, str] = {}  # name -> variable ID, for staged records
 
-    def _current_by_name(self, name: str) -> VariableRecord | None:
-        for record in self.staged.values():
-            if record is not None and record.name == name:
-                return record
-        record = self._session.by_name.get(name)
-        if record is not None and record.id in self.staged:
-            return self.staged[record.id]
-        return record
+    @property
+    def pending(self) -> bool:
+        return bool(self.staged)
+
+    def _current(self, vid: str) -> VariableRecord | None:
+        if vid in self.staged:
+            return self.staged[vid]
+        record = self._ids.get(vid)
+        return record if record is not None and record.session_id == self._session.record.session_id else None
 
     async def get(self, ref: str) -> VariableRecord | None:
-        record = self._current_by_name(ref)
-        if record is not None:
-            return record
-        if ref in self.staged:
-            return self.staged[ref]
-        record = self._ids.get(ref)
-        return record if record is not None and record.session_id == self._session.record.session_id else None
+        vid = self._staged_names.get(ref)
+        if vid is None:
+            record = self._session.by_name.get(ref)
+            vid = record.id if record is not None else ref
+        return self._current(vid)
 
     async def variable_count(self) -> int:
         count = len(self._session.by_name)
         for vid, record in self.staged.items():
-            existed = self.originals[vid] is not None
-            count += (record is not None) - existed
+            count += (record is not None) - (self.originals[vid] is not None)
         return count
 
     def _stage(self, vid: str, record: VariableRecord | None) -> None:
@@ -69,18 +75,16 @@ class _MemoryTransaction(Transaction):
 
     def put(self, record: VariableRecord) -> None:
         self._stage(record.id, record)
+        self._staged_names[record.name] = record.id
 
     def delete(self, record: VariableRecord) -> None:
         self._stage(record.id, None)
+        self._staged_names[record.name] = record.id
 
     async def dependents(self, variable_id: str) -> list[str]:
-        names = {r.name: r for r in self._session.by_name.values()}
-        for record in self.staged.values():
-            if record is not None:
-                names[record.name] = record
-        return sorted(
-            n for n, r in names.items() if variable_id in r.dependencies and self.staged.get(r.id, r) is not None
-        )
+        current = {r.id: r for r in self._session.by_name.values()}
+        current.update(self.staged)
+        return sorted(r.name for r in current.values() if r is not None and variable_id in r.dependencies)
 
 
 class MemoryStore(Store):
@@ -90,7 +94,7 @@ class MemoryStore(Store):
         super().__init__(limits)
         self._sessions: dict[str, _Session] = {}
         self._ids: dict[str, VariableRecord] = {}
-        self._history: dict[str, deque[HistoryEntry]] = {}
+        self._history: dict[str, _History] = {}
         self._stats: dict[str, list[int]] = {}
 
     # -- sessions
@@ -136,7 +140,9 @@ class MemoryStore(Store):
         async with session.lock:
             txn = _MemoryTransaction(session, self._ids)
             result = await body(txn)
-            if txn.staged and self._sessions.get(session_id) is session:
+            if txn.staged:
+                if self._sessions.get(session_id) is not session:
+                    raise SessionNotFoundError(f"session {session_id!r} ended during the write", session=session_id)
                 self._commit(session, txn)
             return result
 
@@ -155,8 +161,7 @@ class MemoryStore(Store):
                 continue
             session.by_name[record.name] = record
             self._ids[vid] = record
-            history = self._history.setdefault(vid, deque(maxlen=self.limits.max_history_per_variable))
-            history.append(HistoryEntry.of(record))
+            self._remember(vid, record)
             self._stats.setdefault(vid, [0, 0])[1] += 1
             self._log(
                 session,
@@ -174,22 +179,33 @@ class MemoryStore(Store):
                 ),
             )
 
+    def _remember(self, vid: str, record: VariableRecord) -> None:
+        """Appends to the variable's history, dropping its oldest versions past the count or byte budget."""
+        history = self._history.setdefault(vid, _History())
+        history.entries.append(HistoryEntry.of(record))
+        history.nbytes += record.value.ByteSize()
+        limits = self.limits
+        while len(history.entries) > 1 and (
+            len(history.entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
+        ):
+            history.nbytes -= history.entries.popleft().value.ByteSize()
+
     def _log(self, session: _Session, event: Event) -> None:
+        size = (event.value.ByteSize() if event.value else 0) + (event.old_value.ByteSize() if event.old_value else 0)
         events = session.events
-        events.append(event)
-        # Compact whole revisions only, so a batch's events are never split.
-        while len(events) > self.limits.max_events_per_session and events[0].revision < event.revision:
-            dropped = events[0].revision
-            while events and events[0].revision == dropped:
-                events.popleft()
+        events.append((event, size))
+        session.event_bytes += size
+        limits = self.limits
+        # Compact whole revisions only, so a batch's events are never split; the newest stays.
+        while events[0][0].revision < event.revision and (
+            len(events) > limits.max_events_per_session or session.event_bytes > limits.max_event_bytes
+        ):
+            dropped = events[0][0].revision
+            while events and events[0][0].revision == dropped:
+                session.event_bytes -= events.popleft()[1]
             session.compacted = dropped
 
     # -- reads
-
-    def _count_read(self, record: VariableRecord | None) -> VariableRecord | None:
-        if record is not None:
-            self._stats.setdefault(record.id, [0, 0])[0] += 1
-        return record
 
     async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
         session = self._sessions.get(session_id)
@@ -200,10 +216,15 @@ class MemoryStore(Store):
             record = self._ids.get(ref)
             if record is not None and record.session_id != session_id:
                 record = None
-        return self._count_read(record)
+        return record
 
     async def get_variable_by_id(self, variable_id: str) -> VariableRecord | None:
-        return self._count_read(self._ids.get(variable_id))
+        return self._ids.get(variable_id)
+
+    async def count_reads(self, variable_ids: list[str]) -> None:
+        for vid in variable_ids:
+            if vid in self._ids:
+                self._stats.setdefault(vid, [0, 0])[0] += 1
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session = self._sessions.get(session_id)
@@ -222,11 +243,12 @@ class MemoryStore(Store):
         return VariableStatsRecord(read_count=reads, write_count=writes)
 
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[HistoryEntry]:
-        entries = list(reversed(self._history.get(variable_id, ())))
+        history = self._history.get(variable_id)
+        entries = list(reversed(history.entries)) if history else []
         return entries[offset : offset + limit]
 
     async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:
         session = self._sessions.get(session_id)
         if session is None:
             return [], 0
-        return [e for e in session.events if e.revision > revision], session.compacted + 1
+        return [e for e, _ in session.events if e.revision > revision], session.compacted + 1

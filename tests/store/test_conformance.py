@@ -13,7 +13,7 @@ from bridge.codec import decode, encode
 from bridge.limits import Limits
 from bridge.store import BACKENDS, SessionRecord, Store, Transaction, VariableRecord, open_store
 
-LIMITS = Limits(max_history_per_variable=5, max_events_per_session=6)
+LIMITS = Limits(max_history_per_variable=5, max_events_per_session=6, max_history_bytes=4096, max_event_bytes=8192)
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -188,6 +188,8 @@ async def test_stats_count_reads_and_writes(store: Store) -> None:
     await create(store, sid, a=1)
     a = await store.get_variable(sid, "a")
     await store.get_variable_by_id(a.id)
+    assert (await store.stats(a.id)).read_count == 0  # looking is not reading: the caller counts served reads
+    await store.count_reads([a.id, a.id, "var_gone"])
     await bump(store, sid, "a")
     stats = await store.stats(a.id)
     assert (stats.read_count, stats.write_count) == (2, 2)
@@ -222,3 +224,34 @@ async def test_values_are_kept_as_sent(store: Store) -> None:
 
     await store.transact(sid, body)
     assert (await store.get_variable(sid, "arr")).value == value
+
+
+async def test_history_and_events_are_bounded_in_bytes_keeping_the_newest(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, blob=0)
+
+    async def write_blob(size: int) -> None:
+        async def body(txn: Transaction) -> None:
+            current = await txn.get("blob")
+            txn.put(current.next_version(encode("x" * size), txn.revision, txn.now, "w", {}))
+
+        await store.transact(sid, body)
+
+    for _ in range(3):
+        await write_blob(1500)  # 3 x ~1.5 KB in a 4 KB history budget
+    blob = await store.get_variable(sid, "blob")
+    assert [h.version for h in await store.history(blob.id)] == [4, 3]
+    await write_blob(10_000)  # alone over both budgets: still kept
+    assert [h.version for h in await store.history(blob.id)] == [5]
+    events, oldest = await store.events_since(sid, 0)
+    assert [e.revision for e in events] == [5] and oldest == 5
+
+
+async def test_a_transaction_that_stages_nothing_is_not_pending(store: Store) -> None:
+    sid = await new_session(store)
+
+    async def body(txn: Transaction) -> bool:
+        return txn.pending
+
+    assert await store.transact(sid, body) is False
+    assert (await store.get_session(sid)).revision == 0

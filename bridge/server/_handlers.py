@@ -1,0 +1,87 @@
+"""The one place where RPCs meet gRPC: request parsing and error mapping for every method.
+
+A `BridgeError` becomes its status code plus an `ErrorDetail` trailer (from the shared
+table); a request that does not parse is INVALID_ARGUMENT; anything unexpected is logged
+and answered INTERNAL with a reference, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from .._proto import bridge_pb2 as pb
+from ..errors import ERROR_TRAILER_KEY, BridgeError, ValidationError
+
+log = logging.getLogger("dspex.server")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"]
+
+
+#: Error text rides in headers (status and trailer), which gRPC caps at 16 KiB together.
+MAX_ERROR_MESSAGE = 2000
+
+
+def _clip(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_detail(exc: BridgeError) -> pb.ErrorDetail:
+    details = {k: _clip(v, 200) for k, v in exc.details.items()}
+    return pb.ErrorDetail(kind=exc.kind, message=_clip(exc.message), details=details)
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse, so the refusal goes through `_guarded`."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(message_class: type[Message]) -> Callable[[bytes], Message | _Undecodable]:
+    def parse(data: bytes) -> Message | _Undecodable:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as exc:
+            return _Undecodable(str(exc))
+
+    return parse
+
+
+def _guarded(name: str, method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Any]:
+    async def rpc(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            if isinstance(request, _Undecodable):
+                raise ValidationError(f"{name}: the request could not be decoded ({request.reason})", rule="decode")
+            return await method(request, context)
+        except BridgeError as exc:
+            log.info("rpc refused", extra={"rpc": name, "kind": exc.kind, "error": exc.message[:500]})
+            detail = error_detail(exc)
+            await context.abort(
+                exc.code, detail.message, trailing_metadata=((ERROR_TRAILER_KEY, detail.SerializeToString()),)
+            )
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("rpc failed", extra={"rpc": name, "ref": ref})
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal server error (ref {ref}); see the server log")
+
+    rpc.__name__ = name
+    return rpc
+
+
+def service_handler(servicer: object) -> grpc.GenericRpcHandler:
+    """BridgeService's handlers: each method of `servicer`, parsed leniently and guarded."""
+    handlers = {
+        m.name: grpc.unary_unary_rpc_method_handler(
+            _guarded(m.name, getattr(servicer, m.name)),
+            request_deserializer=_lenient(getattr(pb, m.input_type.name)),
+            response_serializer=getattr(pb, m.output_type.name).SerializeToString,
+        )
+        for m in SERVICE.methods
+    }
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
