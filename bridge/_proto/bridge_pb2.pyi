@@ -214,8 +214,10 @@ class InitializeSessionResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., token: _Optional[str] = ..., resumed: _Optional[bool] = ..., revision: _Optional[int] = ..., ttl_seconds: _Optional[float] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("session_token",)
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    def __init__(self, session_token: _Optional[str] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("revision", "expires_at")
@@ -226,8 +228,10 @@ class HeartbeatResponse(_message.Message):
     def __init__(self, revision: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CleanupSessionRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("session_token",)
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    def __init__(self, session_token: _Optional[str] = ...) -> None: ...
 
 class CleanupSessionResponse(_message.Message):
     __slots__ = ("variables_deleted",)
@@ -236,10 +240,12 @@ class CleanupSessionResponse(_message.Message):
     def __init__(self, variables_deleted: _Optional[int] = ...) -> None: ...
 
 class RegisterVariableRequest(_message.Message):
-    __slots__ = ("spec",)
+    __slots__ = ("session_token", "spec")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     spec: VariableSpec
-    def __init__(self, spec: _Optional[_Union[VariableSpec, _Mapping]] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., spec: _Optional[_Union[VariableSpec, _Mapping]] = ...) -> None: ...
 
 class RegisterVariableResponse(_message.Message):
     __slots__ = ("variable_id", "revision")
@@ -250,10 +256,12 @@ class RegisterVariableResponse(_message.Message):
     def __init__(self, variable_id: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class RegisterVariablesRequest(_message.Message):
-    __slots__ = ("specs",)
+    __slots__ = ("session_token", "specs")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SPECS_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     specs: _containers.RepeatedCompositeFieldContainer[VariableSpec]
-    def __init__(self, specs: _Optional[_Iterable[_Union[VariableSpec, _Mapping]]] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., specs: _Optional[_Iterable[_Union[VariableSpec, _Mapping]]] = ...) -> None: ...
 
 class RegisterVariablesResponse(_message.Message):
     __slots__ = ("variable_ids", "revision")
@@ -271,12 +279,14 @@ class RegisterVariablesResponse(_message.Message):
     def __init__(self, variable_ids: _Optional[_Mapping[str, str]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class GetVariableRequest(_message.Message):
-    __slots__ = ("ref", "include_info")
+    __slots__ = ("session_token", "ref", "include_info")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_INFO_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     ref: str
     include_info: bool
-    def __init__(self, ref: _Optional[str] = ..., include_info: _Optional[bool] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., include_info: _Optional[bool] = ...) -> None: ...
 
 class GetVariableResponse(_message.Message):
     __slots__ = ("value", "version", "mod_revision", "info")
@@ -291,12 +301,14 @@ class GetVariableResponse(_message.Message):
     def __init__(self, value: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., info: _Optional[_Union[Variable, _Mapping]] = ...) -> None: ...
 
 class GetVariablesRequest(_message.Message):
-    __slots__ = ("refs", "include_info")
+    __slots__ = ("session_token", "refs", "include_info")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REFS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_INFO_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     refs: _containers.RepeatedScalarFieldContainer[str]
     include_info: bool
-    def __init__(self, refs: _Optional[_Iterable[str]] = ..., include_info: _Optional[bool] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., refs: _Optional[_Iterable[str]] = ..., include_info: _Optional[bool] = ...) -> None: ...
 
 class GetVariablesResponse(_message.Message):
     __slots__ = ("found", "missing")
@@ -314,20 +326,22 @@ class GetVariablesResponse(_message.Message):
     def __init__(self, found: _Optional[_Mapping[str, GetVariableResponse]] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetVariableRequest(_message.Message):
-    __slots__ = ("ref", "value", "metadata", "create_if_missing", "type_hint", "expected_version")
+    __slots__ = ("session_token", "ref", "value", "metadata", "create_if_missing", "type_hint", "expected_version")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATE_IF_MISSING_FIELD_NUMBER: _ClassVar[int]
     TYPE_HINT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     ref: str
     value: Value
     metadata: MapValue
     create_if_missing: bool
     type_hint: str
     expected_version: int
-    def __init__(self, ref: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., create_if_missing: _Optional[bool] = ..., type_hint: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., create_if_missing: _Optional[bool] = ..., type_hint: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
 
 class SetVariableResponse(_message.Message):
     __slots__ = ("variable_id", "version", "revision", "created")
@@ -342,14 +356,16 @@ class SetVariableResponse(_message.Message):
     def __init__(self, variable_id: _Optional[str] = ..., version: _Optional[int] = ..., revision: _Optional[int] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class UpdateVariablesRequest(_message.Message):
-    __slots__ = ("updates", "metadata", "atomic")
+    __slots__ = ("session_token", "updates", "metadata", "atomic")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     UPDATES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     ATOMIC_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     updates: _containers.RepeatedCompositeFieldContainer[MapEntry]
     metadata: MapValue
     atomic: bool
-    def __init__(self, updates: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., atomic: _Optional[bool] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., updates: _Optional[_Iterable[_Union[MapEntry, _Mapping]]] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., atomic: _Optional[bool] = ...) -> None: ...
 
 class UpdateResult(_message.Message):
     __slots__ = ("ok", "error", "version")
@@ -377,12 +393,14 @@ class UpdateVariablesResponse(_message.Message):
     def __init__(self, results: _Optional[_Mapping[str, UpdateResult]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ListVariablesRequest(_message.Message):
-    __slots__ = ("pattern", "include_values")
+    __slots__ = ("session_token", "pattern", "include_values")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_VALUES_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     pattern: str
     include_values: bool
-    def __init__(self, pattern: _Optional[str] = ..., include_values: _Optional[bool] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., pattern: _Optional[str] = ..., include_values: _Optional[bool] = ...) -> None: ...
 
 class ListVariablesResponse(_message.Message):
     __slots__ = ("variables",)
@@ -391,10 +409,12 @@ class ListVariablesResponse(_message.Message):
     def __init__(self, variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ...) -> None: ...
 
 class DeleteVariableRequest(_message.Message):
-    __slots__ = ("ref",)
+    __slots__ = ("session_token", "ref")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
     ref: str
-    def __init__(self, ref: _Optional[str] = ...) -> None: ...
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ...) -> None: ...
 
 class DeleteVariableResponse(_message.Message):
     __slots__ = ("variable_id", "revision")

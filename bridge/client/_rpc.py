@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
 from .._proto import bridge_pb2 as pb
-from ..errors import ERROR_TRAILER_KEY, BridgeError, LimitExceededError, error_for
+from ..errors import ERROR_TRAILER_KEY, LimitExceededError, error_for
 
 R = TypeVar("R")
 
@@ -30,6 +30,13 @@ def translate(exc: grpc.aio.AioRpcError, request: Any, what: str) -> BaseExcepti
     return error if error is not None else exc
 
 
+def raise_translated(exc: grpc.aio.AioRpcError, request: Any, what: str) -> NoReturn:
+    error = translate(exc, request, what)
+    if error is exc:
+        raise exc
+    raise error from None
+
+
 async def call(
     rpc: Callable[..., Awaitable[R]],
     request: Any,
@@ -37,13 +44,8 @@ async def call(
     timeout: float | None,
     what: str,
 ) -> R:
+    """A call with metadata (InitializeSession, or a tool authenticating by header)."""
     try:
         return await rpc(request, metadata=metadata, timeout=timeout)
     except grpc.aio.AioRpcError as exc:
-        error = translate(exc, request, what)
-        if error is exc:
-            raise
-        raise error from None
-
-
-__all__ = ["BridgeError", "call", "translate"]
+        raise_translated(exc, request, what)

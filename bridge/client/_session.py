@@ -14,9 +14,7 @@ from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeErr
 from ..limits import channel_options, check_name
 from ..types import infer_type
 from ._convert import fill_spec, variable_info
-from ._rpc import call
-
-_MISSING: Any = object()
+from ._rpc import call, raise_translated
 
 _SPEC_KEYS = {"name", "type", "initial_value", "constraints", "metadata", "dependencies", "access_rules"}
 
@@ -43,7 +41,7 @@ class SessionContext:
         channel: grpc.aio.Channel,
         *,
         token: str | None = None,
-        timeout: float | None = 30.0,
+        timeout: float | None = None,
         cleanup_on_close: bool = False,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
@@ -56,7 +54,7 @@ class SessionContext:
         self.ttl_seconds: float | None = None
         self.max_message_bytes: int | None = None
         self._stub = pb_grpc.BridgeServiceStub(channel)
-        self._auth: tuple[tuple[str, str], ...] = ()
+        self._token = ""  # set by initialize(); sent in each request's session_token field
         #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
         self._reads: dict[str, list[int]] = {}
 
@@ -71,7 +69,7 @@ class SessionContext:
         self.token = response.token
         self.ttl_seconds = response.ttl_seconds
         self.max_message_bytes = response.max_message_bytes
-        self._auth = (("authorization", f"Bearer {response.token}"),)
+        self._token = response.token
         return self
 
     async def heartbeat(self) -> dict[str, Any]:
@@ -82,13 +80,13 @@ class SessionContext:
     async def cleanup(self) -> int:
         """Ends the session on the server; returns how many variables were deleted."""
         response = await self._call(self._stub.CleanupSession, pb.CleanupSessionRequest(), "cleanup")
-        self._auth = ()
+        self._token = ""
         return response.variables_deleted
 
     async def close(self) -> None:
-        if self.cleanup_on_close and self._auth:
+        if self.cleanup_on_close and self._token:
             await self.cleanup()
-        self._auth = ()
+        self._token = ""
 
     async def __aenter__(self) -> SessionContext:
         return await self.initialize()
@@ -96,27 +94,36 @@ class SessionContext:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, rpc: Any, request: Any, what: str) -> Any:
-        if not self._auth:
+    async def _call(self, rpc: Any, request: Any, what: str, name: str | None = None) -> Any:
+        """Sends `request` as this session; the one place client calls are made and errors translated."""
+        token = self._token
+        if not token:
             raise AuthenticationError(
                 f"{what}: session {self.session_id!r} is not initialized; await initialize() first"
             )
-        return await call(rpc, request, self._auth, self.timeout, what)
+        request.session_token = token
+        try:
+            return await rpc(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise_translated(exc, request, what if name is None else f"{what}({name!r})")
 
     # ------------------------------------------------------------ retrieval
 
-    async def get_variable(self, name: str, default: Any = _MISSING, bypass_cache: bool = False) -> Any:
-        """The value of a variable (by name or ID).
+    async def get_variable(self, name: str, default: Any = None, bypass_cache: bool = False) -> Any:
+        """The value of a variable (by name or ID), with its Python type.
 
-        Without `default`, a missing variable raises KeyError; with one, that default
-        (which may be None) is returned instead. A stored None is returned as None.
+        As the spec says, `default=None` means "no default": a missing variable then
+        raises KeyError. Any other default is returned instead. A stored None (a
+        nullable variable) is returned as None: a value, never mistaken for "missing".
+        `bypass_cache` is accepted for the spec's signature; there is no client cache yet,
+        so every read goes to the server.
         """
         request = pb.GetVariableRequest(ref=name)
         self._count_miss(name)
         try:
-            response = await self._call(self._stub.GetVariable, request, f"get_variable({name!r})")
+            response = await self._call(self._stub.GetVariable, request, "get_variable", name)
         except VariableNotFoundError:
-            if default is _MISSING:
+            if default is None:
                 raise
             return default
         return decode(response.value)
@@ -191,7 +198,7 @@ class SessionContext:
         check_name(name)
         request = pb.RegisterVariableRequest()
         fill_spec(request.spec, name, type, initial_value, constraints, metadata, dependencies, access_rules)
-        response = await self._call(self._stub.RegisterVariable, request, f"register_variable({name!r})")
+        response = await self._call(self._stub.RegisterVariable, request, "register_variable", name)
         return response.variable_id
 
     async def register_variables(self, variables: list[dict[str, Any]]) -> dict[str, str]:
@@ -232,7 +239,7 @@ class SessionContext:
         request = pb.SetVariableRequest(ref=name, create_if_missing=create_if_missing, type_hint=type_hint or "")
         encode_into(request.value, value)
         map_into(request.metadata, metadata)
-        await self._call(self._stub.SetVariable, request, f"set_variable({name!r})")
+        await self._call(self._stub.SetVariable, request, "set_variable", name)
 
     async def update_variables(
         self, updates: dict[str, Any], metadata: dict[str, str] | None = None, atomic: bool = True
@@ -256,4 +263,4 @@ class SessionContext:
 
     async def delete_variable(self, name: str) -> None:
         """Deletes a variable; refused while other variables depend on it."""
-        await self._call(self._stub.DeleteVariable, pb.DeleteVariableRequest(ref=name), f"delete_variable({name!r})")
+        await self._call(self._stub.DeleteVariable, pb.DeleteVariableRequest(ref=name), "delete_variable", name)

@@ -42,6 +42,7 @@ log = logging.getLogger("dspex.server")
 PROTOCOL_VERSION = "dspex_bridge.v1"
 
 Ctx = grpc.aio.ServicerContext
+_VERIFIED_TOKENS = 4096
 
 
 class _AtomicBatchFailed(Exception):
@@ -67,19 +68,27 @@ class BridgeServicer:
         self.session_ttl = session_ttl
         self.limits = limits or store.limits
         self.clock = clock
+        #: token -> the session token hash it was verified against, so a hot path skips hashing.
+        self._verified: dict[str, str] = {}
 
     # ------------------------------------------------------------ sessions
 
-    async def _authenticate(self, context: Ctx) -> str:
-        session_id, secret = _auth.split_token(_auth.bearer_token(context.invocation_metadata()))
+    async def _authenticate(self, request: Any, context: Ctx) -> str:
+        """The session a call acts as, from its token (request field, else metadata)."""
+        token = request.session_token or _auth.bearer_token(context.invocation_metadata())
+        session_id, secret = _auth.split_token(token)
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFoundError(
                 f"session {session_id[:128]!r} not found (expired or cleaned up); call initialize() again",
                 session=session_id[:128],
             )
-        if not _auth.token_matches(secret, session.token_hash):
-            raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
+        if self._verified.get(token) != session.token_hash:
+            if not _auth.token_matches(secret, session.token_hash):
+                raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
+            if len(self._verified) >= _VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = session.token_hash
         now = self.clock()
         if now > session.expires_at:
             await self.store.delete_session(session_id)
@@ -136,13 +145,13 @@ class BridgeServicer:
         )
 
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: Ctx) -> pb.HeartbeatResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         await self.store.touch_session(session_id, self.clock())
         session = await self._session(session_id)
         return pb.HeartbeatResponse(revision=session.revision, expires_at=timestamp(session.expires_at))
 
     async def CleanupSession(self, request: pb.CleanupSessionRequest, context: Ctx) -> pb.CleanupSessionResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         deleted = await self.store.delete_session(session_id)
         log.info("session cleaned up", extra={"session": session_id, "variables": deleted})
         return pb.CleanupSessionResponse(variables_deleted=deleted)
@@ -169,22 +178,29 @@ class BridgeServicer:
 
     async def _find(self, session_id: str, ref: str, permission: str) -> VariableRecord | None:
         """A variable by name in this session, or by ID anywhere if its rules grant `permission`."""
-        check_ref(ref, self.limits)
         record = await self.store.get_variable(session_id, ref)
-        if record is None and ID_RE.fullmatch(ref):
-            record = await self.store.get_variable_by_id(ref)
-            if record is not None:
-                require(record, session_id, permission)
+        if record is None:
+            check_ref(ref, self.limits)  # before anything echoes it
+            if ID_RE.fullmatch(ref):
+                record = await self.store.get_variable_by_id(ref)
+                if record is not None:
+                    require(record, session_id, permission)
         return record
+
+    def _not_found(self, ref: str, session_id: str) -> VariableNotFoundError:
+        check_ref(ref, self.limits)
+        return VariableNotFoundError(f"variable {ref!r} not found in session {session_id!r}", variable=ref)
 
     async def _read(self, session_id: str, ref: str) -> VariableRecord:
         record = await self._find(session_id, ref, "read")
         if record is None:
-            raise VariableNotFoundError(f"variable {ref!r} not found in session {session_id!r}", variable=ref)
+            raise self._not_found(ref, session_id)
         return record
 
     async def _owner(self, session_id: str, ref: str, permission: str) -> str:
         """The session holding `ref` for a write: this one, or another that granted access by ID."""
+        if ID_RE.fullmatch(ref) is None:  # a name: always this session's
+            return session_id
         record = await self._find(session_id, ref, permission)
         return record.session_id if record is not None else session_id
 
@@ -289,14 +305,14 @@ class BridgeServicer:
         return await self._transact(session_id, body)
 
     async def RegisterVariable(self, request: pb.RegisterVariableRequest, context: Ctx) -> pb.RegisterVariableResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         ids, revision = await self._register(session_id, [request.spec])
         return pb.RegisterVariableResponse(variable_id=ids[request.spec.name], revision=revision)
 
     async def RegisterVariables(
         self, request: pb.RegisterVariablesRequest, context: Ctx
     ) -> pb.RegisterVariablesResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         ids, revision = await self._register(session_id, list(request.specs))
         return pb.RegisterVariablesResponse(variable_ids=ids, revision=revision)
 
@@ -306,7 +322,7 @@ class BridgeServicer:
         return variable_message(record, await self.store.stats(record.id), include_value, self.limits)
 
     async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         record = await self._read(session_id, request.ref)
         await self.store.count_reads([record.id])
         response = pb.GetVariableResponse()
@@ -314,7 +330,7 @@ class BridgeServicer:
         return response
 
     async def GetVariables(self, request: pb.GetVariablesRequest, context: Ctx) -> pb.GetVariablesResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         refs = list(request.refs)
         check_count(len(refs), self.limits.max_batch_size, "variables in one batch", "max_batch_size")
         for ref in refs:
@@ -332,7 +348,7 @@ class BridgeServicer:
         return response
 
     async def ListVariables(self, request: pb.ListVariablesRequest, context: Ctx) -> pb.ListVariablesResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         if len(request.pattern) > self.limits.max_pattern_length:
             raise LimitExceededError(
                 f"pattern is {len(request.pattern)} characters; the limit is {self.limits.max_pattern_length}",
@@ -344,7 +360,7 @@ class BridgeServicer:
     # ------------------------------------------------------------ writes
 
     async def SetVariable(self, request: pb.SetVariableRequest, context: Ctx) -> pb.SetVariableResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
         metadata = decode_metadata(request.metadata, ref, self.limits)
@@ -354,7 +370,7 @@ class BridgeServicer:
             if record is not None:
                 return self._write(txn, record, request.value, session_id, metadata, request.expected_version), False
             if not request.create_if_missing:
-                raise VariableNotFoundError(f"variable {ref!r} not found in session {owner!r}", variable=ref)
+                raise self._not_found(ref, owner)
             if request.expected_version > 0:
                 raise PreconditionFailedError(
                     f"{ref}: expected version {request.expected_version}, but the variable does not exist",
@@ -382,7 +398,7 @@ class BridgeServicer:
         return pb.SetVariableResponse(variable_id=record.id, version=record.version, revision=revision, created=created)
 
     async def UpdateVariables(self, request: pb.UpdateVariablesRequest, context: Ctx) -> pb.UpdateVariablesResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         updates = [(entry.key, entry.value) for entry in request.updates]
         check_count(len(updates), self.limits.max_batch_size, "updates in one batch", "max_batch_size")
         for ref, _ in updates:
@@ -456,10 +472,10 @@ class BridgeServicer:
             try:
                 owner = await self._owner(session_id, ref, "write")
 
-                async def body(txn: Transaction, ref: str = ref, value: pb.Value = value) -> int:
+                async def body(txn: Transaction, ref: str = ref, value: pb.Value = value, owner: str = owner) -> int:
                     record = await txn.get(ref)
                     if record is None:
-                        raise VariableNotFoundError(f"variable {ref!r} not found", variable=ref)
+                        raise self._not_found(ref, owner)
                     return self._write(txn, record, value, session_id, metadata).version
 
                 version, _ = await self._transact(owner, body)
@@ -468,14 +484,14 @@ class BridgeServicer:
                 response.results[ref].CopyFrom(pb.UpdateResult(ok=False, error=error_detail(exc)))
 
     async def DeleteVariable(self, request: pb.DeleteVariableRequest, context: Ctx) -> pb.DeleteVariableResponse:
-        session_id = await self._authenticate(context)
+        session_id = await self._authenticate(request, context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
 
         async def body(txn: Transaction) -> str:
             record = await txn.get(ref)
             if record is None:
-                raise VariableNotFoundError(f"variable {ref!r} not found in session {owner!r}", variable=ref)
+                raise self._not_found(ref, owner)
             dependents = await txn.dependents(record.id)
             if dependents:
                 raise PreconditionFailedError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
+from helpers import bearer
 
 from bridge import (
     AuthenticationError,
@@ -43,7 +44,7 @@ async def assert_unchanged(session: SessionContext) -> None:
 
 async def raw(session: SessionContext, method: str, request: object) -> object:
     stub = pb_grpc.BridgeServiceStub(session.channel)
-    return await call(getattr(stub, method), request, session._auth, 5.0, method)
+    return await call(getattr(stub, method), request, bearer(session), 5.0, method)
 
 
 def spec(name: str, type_: str, value: object, **constraints: object) -> pb.VariableSpec:
@@ -123,8 +124,8 @@ async def test_atomic_register_batch_with_one_bad_spec_registers_nothing(anchore
 
 
 async def test_unknown_session(channel: grpc.aio.Channel) -> None:
-    ghost = SessionContext("ghost", channel, token="ghost:not-a-real-secret")
-    ghost._auth = (("authorization", "Bearer ghost:not-a-real-secret"),)
+    ghost = SessionContext("ghost", channel)
+    ghost._token = "ghost:not-a-real-secret"
     with pytest.raises(SessionNotFoundError, match="session 'ghost' not found"):
         await ghost.get_variable("temperature")
 

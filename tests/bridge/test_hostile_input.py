@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
+from helpers import bearer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,7 +121,7 @@ async def target(session: SessionContext) -> SessionContext:
 
 async def raw(session: SessionContext, method: str, request: object, auth: bool = True) -> object:
     stub = pb_grpc.BridgeServiceStub(session.channel)
-    return await call(getattr(stub, method), request, session._auth if auth else (), 10.0, method)
+    return await call(getattr(stub, method), request, bearer(session) if auth else (), 10.0, method)
 
 
 async def still_serving(session: SessionContext) -> None:
@@ -178,7 +179,7 @@ async def test_any_write_is_accepted_or_refused_cleanly(target: SessionContext, 
 async def test_undecodable_request_bytes_are_invalid_argument(target: SessionContext, data: bytes) -> None:
     method = target.channel.unary_unary("/dspex_bridge.v1.BridgeService/SetVariable")
     try:
-        await method(data, metadata=target._auth, timeout=10.0)
+        await method(data, metadata=bearer(target), timeout=10.0)
     except grpc.aio.AioRpcError as exc:
         assert exc.code() in {
             grpc.StatusCode.INVALID_ARGUMENT,

@@ -233,9 +233,12 @@ async def test_server_stores_coerced_values(session: SessionContext) -> None:
 async def test_stored_none_is_returned_not_confused_with_missing(session: SessionContext) -> None:
     await session.register_variable("maybe", "string", None, constraints={"nullable": True})
     assert await session.get_variable("maybe") is None
-    assert await session.get_variable("absent", default=None) is None
+    assert await session.get_variable("maybe", default="fallback") is None  # a stored None is a value
     with pytest.raises(KeyError):
         await session.get_variable("absent")
+    with pytest.raises(KeyError):
+        await session.get_variable("absent", default=None)  # the spec: "None raises KeyError"
+    assert await session.get_variable("absent", default=0) == 0
 
 
 async def test_create_if_missing_infers_type_or_raises_type_error(session: SessionContext) -> None:
