@@ -9,7 +9,6 @@ from ._memory import MemoryStore
 from ._records import (
     AccessRuleRecord,
     Event,
-    HistoryEntry,
     SessionRecord,
     VariableRecord,
     VariableStatsRecord,
@@ -31,7 +30,6 @@ __all__ = [
     "BACKENDS",
     "AccessRuleRecord",
     "Event",
-    "HistoryEntry",
     "MemoryStore",
     "SessionRecord",
     "Store",

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..limits import DEFAULT_LIMITS, Limits
-from ._records import Event, HistoryEntry, SessionRecord, VariableRecord, VariableStatsRecord
+from ._records import Event, SessionRecord, VariableRecord, VariableStatsRecord
 
 T = TypeVar("T")
 
@@ -113,8 +113,8 @@ class Store(ABC):
     async def stats(self, variable_id: str) -> VariableStatsRecord: ...
 
     @abstractmethod
-    async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[HistoryEntry]:
-        """Retained versions, newest first."""
+    async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
+        """Retained versions (each the variable's record as it was), newest first."""
 
     @abstractmethod
     async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:

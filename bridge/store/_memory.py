@@ -13,14 +13,14 @@ from typing import TypeVar
 from ..errors import SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._interface import Store, Transaction
-from ._records import Event, HistoryEntry, SessionRecord, VariableRecord, VariableStatsRecord
+from ._records import Event, SessionRecord, VariableRecord, VariableStatsRecord
 
 T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class _History:
-    entries: deque[HistoryEntry] = field(default_factory=deque)
+    entries: deque[tuple[VariableRecord, int]] = field(default_factory=deque)  # (version, its value bytes)
     nbytes: int = 0
 
 
@@ -112,7 +112,7 @@ class MemoryStore(Store):
     async def touch_session(self, session_id: str, now: float) -> None:
         session = self._sessions.get(session_id)
         if session:
-            session.record = session.record.with_changes(last_seen=now)
+            session.record = session.record._replace(last_seen=now)
 
     async def delete_session(self, session_id: str) -> int:
         session = self._sessions.pop(session_id, None)
@@ -147,7 +147,7 @@ class MemoryStore(Store):
             return result
 
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
-        session.record = session.record.with_changes(revision=txn.revision)
+        session.record = session.record._replace(revision=txn.revision)
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
             if old is not None:
@@ -155,43 +155,30 @@ class MemoryStore(Store):
             if record is None:
                 assert old is not None
                 self._forget(vid)
-                self._log(
-                    session, Event(txn.revision, "delete", vid, old.name, old.version, None, old.value, {}, txn.now, "")
-                )
+                self._log(session, Event(txn.revision, "delete", None, old), old.value.ByteSize())
                 continue
             session.by_name[record.name] = record
             self._ids[vid] = record
-            self._remember(vid, record)
+            size = record.value.ByteSize()
+            self._remember(vid, record, size)
             self._stats.setdefault(vid, [0, 0])[1] += 1
-            self._log(
-                session,
-                Event(
-                    txn.revision,
-                    "create" if old is None else "update",
-                    vid,
-                    record.name,
-                    record.version,
-                    record.value,
-                    old.value if old is not None else None,
-                    record.last_update_metadata,
-                    txn.now,
-                    record.updated_by,
-                ),
-            )
+            self._log(session, Event(txn.revision, "create" if old is None else "update", record, old), size)
 
-    def _remember(self, vid: str, record: VariableRecord) -> None:
+    def _remember(self, vid: str, record: VariableRecord, size: int) -> None:
         """Appends to the variable's history, dropping its oldest versions past the count or byte budget."""
-        history = self._history.setdefault(vid, _History())
-        history.entries.append(HistoryEntry.of(record))
-        history.nbytes += record.value.ByteSize()
+        history = self._history.get(vid)
+        if history is None:
+            history = self._history[vid] = _History()
+        history.entries.append((record, size))
+        history.nbytes += size
         limits = self.limits
         while len(history.entries) > 1 and (
             len(history.entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
         ):
-            history.nbytes -= history.entries.popleft().value.ByteSize()
+            history.nbytes -= history.entries.popleft()[1]
 
-    def _log(self, session: _Session, event: Event) -> None:
-        size = (event.value.ByteSize() if event.value else 0) + (event.old_value.ByteSize() if event.old_value else 0)
+    def _log(self, session: _Session, event: Event, size: int) -> None:
+        """Appends to the event log; an event's value is shared with history, so it is counted once."""
         events = session.events
         events.append((event, size))
         session.event_bytes += size
@@ -242,9 +229,9 @@ class MemoryStore(Store):
         reads, writes = self._stats.get(variable_id, (0, 0))
         return VariableStatsRecord(read_count=reads, write_count=writes)
 
-    async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[HistoryEntry]:
+    async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
         history = self._history.get(variable_id)
-        entries = list(reversed(history.entries)) if history else []
+        entries = [record for record, _ in reversed(history.entries)] if history else []
         return entries[offset : offset + limit]
 
     async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:

@@ -90,7 +90,7 @@ async def test_a_transaction_is_one_revision(store: Store) -> None:
     await create(store, sid, a=1, b=2)
     assert (await store.get_session(sid)).revision == 1
     events, oldest = await store.events_since(sid, 0)
-    assert [(e.revision, e.kind, e.name) for e in events] == [(1, "create", "a"), (1, "create", "b")]
+    assert [(e.revision, e.kind, e.current.name) for e in events] == [(1, "create", "a"), (1, "create", "b")]
     assert oldest == 1
 
 
@@ -123,7 +123,7 @@ async def test_reads_inside_a_transaction_see_staged_writes(store: Store) -> Non
     assert await store.transact(sid, body) == (1, 2, True)
     assert [r.name for r in await store.list_variables(sid)] == ["b"]
     events, _ = await store.events_since(sid, 1)
-    assert [(e.kind, e.name) for e in events] == [("create", "b"), ("delete", "a")]
+    assert [(e.kind, e.current.name) for e in events] == [("create", "b"), ("delete", "a")]
 
 
 async def test_updates_keep_versions_history_and_old_values(store: Store) -> None:
@@ -134,10 +134,15 @@ async def test_updates_keep_versions_history_and_old_values(store: Store) -> Non
     a = await store.get_variable(sid, "a")
     assert (decode(a.value), a.version, a.mod_revision) == (3, 4, 4)
     history = await store.history(a.id)
-    assert [(h.version, decode(h.value)) for h in history] == [(4, 3), (3, 2), (2, 1), (1, 0)]
+    assert [(h.version, decode(h.value), h.mod_revision) for h in history] == [
+        (4, 3, 4),
+        (3, 2, 3),
+        (2, 1, 2),
+        (1, 0, 1),
+    ]
     assert [h.version for h in await store.history(a.id, limit=2, offset=1)] == [3, 2]
     events, _ = await store.events_since(sid, 2)
-    assert [(e.revision, decode(e.old_value), decode(e.value)) for e in events] == [(3, 1, 2), (4, 2, 3)]
+    assert [(e.revision, decode(e.previous.value), decode(e.record.value)) for e in events] == [(3, 1, 2), (4, 2, 3)]
 
 
 async def test_history_is_bounded_newest_kept(store: Store) -> None:
@@ -219,8 +224,7 @@ async def test_values_are_kept_as_sent(store: Store) -> None:
     value = pb.Value(array_value=pb.NDArray(dtype="float32", shape=[2], data=b"\x00\x00\x80\x3f" * 2))
 
     async def body(txn: Transaction) -> None:
-        r = record(txn, sid, "arr", 0)
-        txn.put(VariableRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "value": value}))
+        txn.put(record(txn, sid, "arr", 0)._replace(value=value))
 
     await store.transact(sid, body)
     assert (await store.get_variable(sid, "arr")).value == value
