@@ -85,14 +85,15 @@ def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
         raise ValidationError(f"array has {len(shape)} dimensions; the limit is {MAX_NDIM}", rule="shape")
     if any(d < 0 for d in shape):
         raise ValidationError(f"array shape {shape} has a negative dimension", rule="shape")
+    data = msg.data  # each access copies the bytes out of the message
     expected = math.prod(shape) * dtype.itemsize
-    if len(msg.data) != expected:
+    if len(data) != expected:
         raise ValidationError(
-            f"array of shape {shape} and dtype {msg.dtype} needs {expected} bytes, got {len(msg.data)}",
+            f"array of shape {shape} and dtype {msg.dtype} needs {expected} bytes, got {len(data)}",
             rule="array_size",
         )
     try:
-        view = np.frombuffer(msg.data, dtype=dtype).reshape(shape)
+        view = np.frombuffer(data, dtype=dtype).reshape(shape)
     except ValueError as exc:  # e.g. an empty array whose other dimensions overflow numpy's size
         raise ValidationError(f"array shape {shape} is not representable: {exc}", rule="shape") from None
     if not native:

@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -30,7 +30,7 @@ from ..errors import (
 )
 from ..limits import ID_RE, Limits, check_count, check_name, check_ref
 from ..store import SessionRecord, Store, Transaction, VariableRecord
-from ..types import check_spec, get_type, infer_type
+from ..types import TYPES, check_spec, infer_type
 from . import _auth
 from ._access import parse_rules, require
 from ._convert import fill_get_response, timestamp, variable_message
@@ -204,18 +204,6 @@ class BridgeServicer:
         record = await self._find(session_id, ref, permission)
         return record.session_id if record is not None else session_id
 
-    async def _transact(self, session_id: str, body: Callable[[Transaction], Awaitable[Any]]) -> tuple[Any, int]:
-        """Runs a write; returns its result and the session revision after it."""
-        revision = 0
-
-        async def run(txn: Transaction) -> Any:
-            nonlocal revision
-            result = await body(txn)
-            revision = txn.revision if txn.pending else txn.revision - 1
-            return result
-
-        return await self.store.transact(session_id, run), revision
-
     def _new_record(self, txn: Transaction, session_id: str, writer: str, **fields: Any) -> VariableRecord:
         return VariableRecord(
             id=f"var_{secrets.token_hex(12)}",
@@ -252,7 +240,7 @@ class BridgeServicer:
                 variable=record.name,
                 rule="expected_version",
             )
-        stored = coerce_wire(get_type(record.type), value, record.constraints, record.name, self.limits)
+        stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, self.limits)
         updated = record.next_version(stored, txn.revision, txn.now, writer, metadata)
         txn.put(updated)
         return updated
@@ -302,7 +290,7 @@ class BridgeServicer:
             await self._check_capacity(txn)
             return ids
 
-        return await self._transact(session_id, body)
+        return await self.store.transact(session_id, body)
 
     async def RegisterVariable(self, request: pb.RegisterVariableRequest, context: Ctx) -> pb.RegisterVariableResponse:
         session_id = await self._authenticate(request, context)
@@ -394,7 +382,7 @@ class BridgeServicer:
             await self._check_capacity(txn)
             return created, True
 
-        (record, created), revision = await self._transact(owner, body)
+        (record, created), revision = await self.store.transact(owner, body)
         return pb.SetVariableResponse(variable_id=record.id, version=record.version, revision=revision, created=created)
 
     async def UpdateVariables(self, request: pb.UpdateVariablesRequest, context: Ctx) -> pb.UpdateVariablesResponse:
@@ -450,7 +438,7 @@ class BridgeServicer:
             return versions
 
         try:
-            versions, _ = await self._transact(session_id, body)
+            versions, _ = await self.store.transact(session_id, body)
         except _AtomicBatchFailed as failed:
             summary = f"not applied: the atomic batch was rolled back because {len(failed.errors)} update(s) failed"
             for ref, _ in updates:
@@ -478,7 +466,7 @@ class BridgeServicer:
                         raise self._not_found(ref, owner)
                     return self._write(txn, record, value, session_id, metadata).version
 
-                version, _ = await self._transact(owner, body)
+                version, _ = await self.store.transact(owner, body)
                 response.results[ref].CopyFrom(pb.UpdateResult(ok=True, version=version))
             except BridgeError as exc:
                 response.results[ref].CopyFrom(pb.UpdateResult(ok=False, error=error_detail(exc)))
@@ -500,5 +488,5 @@ class BridgeServicer:
             txn.delete(record)
             return record.id
 
-        variable_id, revision = await self._transact(owner, body)
+        variable_id, revision = await self.store.transact(owner, body)
         return pb.DeleteVariableResponse(variable_id=variable_id, revision=revision)

@@ -2,7 +2,8 @@
 
 Writes go through `transact(session_id, body)`: the body reads through a `Transaction`,
 stages puts and deletes, and the store commits them all under one new session revision,
-or none of them if the body raises. A backend with optimistic concurrency may run the
+or none of them if the body raises. It returns the body's result and the session's
+revision after the call (unchanged when the body staged nothing). A backend with optimistic concurrency may run the
 body more than once, so bodies must not have side effects outside the transaction.
 """
 
@@ -81,7 +82,7 @@ class Store(ABC):
     # -- variables
 
     @abstractmethod
-    async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> T:
+    async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> tuple[T, int]:
         """Runs `body` and commits its staged writes atomically under one new revision."""
 
     @abstractmethod

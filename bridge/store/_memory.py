@@ -133,7 +133,7 @@ class MemoryStore(Store):
 
     # -- writes
 
-    async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> T:
+    async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> tuple[T, int]:
         session = self._sessions.get(session_id)
         if session is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
@@ -144,25 +144,33 @@ class MemoryStore(Store):
                 if self._sessions.get(session_id) is not session:
                     raise SessionNotFoundError(f"session {session_id!r} ended during the write", session=session_id)
                 self._commit(session, txn)
-            return result
+                return result, txn.revision
+            return result, txn.revision - 1
 
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
-        session.record = session.record._replace(revision=txn.revision)
+        r = session.record  # spelled out: NamedTuple._replace is slow on this path
+        session.record = SessionRecord(
+            r.session_id, r.token_hash, r.created_at, r.last_seen, r.ttl_seconds, r.metadata, txn.revision
+        )
+        by_name, ids, stats, revision = session.by_name, self._ids, self._stats, txn.revision
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
-            if old is not None:
-                del session.by_name[old.name]
             if record is None:
                 assert old is not None
+                del by_name[old.name]
                 self._forget(vid)
-                self._log(session, Event(txn.revision, "delete", None, old), old.value.ByteSize())
+                self._log(session, Event(revision, "delete", None, old), old.value.ByteSize())
                 continue
-            session.by_name[record.name] = record
-            self._ids[vid] = record
+            by_name[record.name] = record  # names never change, so this replaces `old`
+            ids[vid] = record
             size = record.value.ByteSize()
             self._remember(vid, record, size)
-            self._stats.setdefault(vid, [0, 0])[1] += 1
-            self._log(session, Event(txn.revision, "create" if old is None else "update", record, old), size)
+            counts = stats.get(vid)
+            if counts is None:
+                stats[vid] = [0, 1]
+            else:
+                counts[1] += 1
+            self._log(session, Event(revision, "update" if old is not None else "create", record, old), size)
 
     def _remember(self, vid: str, record: VariableRecord, size: int) -> None:
         """Appends to the variable's history, dropping its oldest versions past the count or byte budget."""

@@ -58,6 +58,10 @@ class FloatType(_Bounded):
     name = "float"
 
     def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> float:
+        if type(value) is float:  # the common case, first
+            if constraints:
+                self._check_range(value, constraints, var)
+            return value
         if not _is_number(value):
             raise self.wrong_type(var, value, "a float or int")
         try:
