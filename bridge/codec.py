@@ -58,25 +58,47 @@ def torch_to_numpy(value: Any) -> np.ndarray:
         raise VariableTypeError(f"cannot send torch dtype {value.dtype}: {exc}", rule="dtype") from exc
 
 
-def array_into(target: pb.NDArray, arr: np.ndarray, framework: str = "") -> None:
-    """Writes an array into a wire message in place (one copy of the data: to bytes)."""
-    name = arr.dtype.name
-    if name not in WIRE_DTYPES:
+def _little_endian(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.name not in WIRE_DTYPES:
         raise VariableTypeError(
             f"array dtype {arr.dtype} is not supported on the wire (supported: {', '.join(sorted(WIRE_DTYPES))})",
             rule="dtype",
         )
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and _BIG_ENDIAN):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    target.dtype = name
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # ascontiguousarray would make 0-d 1-d
+
+
+def array_header(target: pb.NDArray, arr: np.ndarray, framework: str = "") -> None:
+    """Everything about an array but its bytes: dtype, shape, framework."""
+    target.dtype = arr.dtype.name
     del target.shape[:]
     target.shape.extend(arr.shape)
-    target.data = np.ascontiguousarray(arr).tobytes()
     target.framework = framework
 
 
-def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
-    """A writable array (torch if sent from torch and torch imports); `native=False`: a read-only numpy view."""
+def array_payload(arr: np.ndarray) -> memoryview | bytes:
+    """The array's elements as little-endian row-major bytes: a view when they already are, not a copy."""
+    arr = _little_endian(arr)
+    if arr.nbytes == 0:
+        return b""
+    return memoryview(arr.reshape(-1)).cast("B")
+
+
+def array_into(target: pb.NDArray, arr: np.ndarray, framework: str = "") -> None:
+    """Writes an array, bytes included, into a wire message in place."""
+    arr = _little_endian(arr)
+    array_header(target, arr, framework)
+    target.data = arr.tobytes()
+
+
+def array_from_wire(msg: pb.NDArray, native: bool = True, data: bytes | memoryview | None = None) -> Any:
+    """The array as a read-only numpy view over the received bytes (no copy).
+
+    `data` holds the bytes when they travelled outside the message (`array_data`).
+    With `native`, an array sent from torch comes back as a (writable) torch tensor when
+    torch is installed.
+    """
     if msg.dtype not in WIRE_DTYPES:
         raise VariableTypeError(f"unknown wire dtype {msg.dtype[:40]!r}", rule="dtype")
     dtype = np.dtype(msg.dtype).newbyteorder("<")
@@ -85,7 +107,8 @@ def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
         raise ValidationError(f"array has {len(shape)} dimensions; the limit is {MAX_NDIM}", rule="shape")
     if any(d < 0 for d in shape):
         raise ValidationError(f"array shape {shape} has a negative dimension", rule="shape")
-    data = msg.data  # each access copies the bytes out of the message
+    if data is None or len(data) == 0:
+        data = msg.data  # each access copies the bytes out of the message
     expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise ValidationError(
@@ -96,10 +119,9 @@ def array_from_wire(msg: pb.NDArray, native: bool = True) -> Any:
         view = np.frombuffer(data, dtype=dtype).reshape(shape)
     except ValueError as exc:  # e.g. an empty array whose other dimensions overflow numpy's size
         raise ValidationError(f"array shape {shape} is not representable: {exc}", rule="shape") from None
-    if not native:
-        return view
-    arr = view.astype(dtype.newbyteorder("="), copy=True)
-    return _to_torch(arr) if msg.framework == "torch" else arr
+    if native and msg.framework == "torch":
+        return _to_torch(view)
+    return view
 
 
 def _to_torch(arr: np.ndarray) -> Any:
@@ -107,7 +129,7 @@ def _to_torch(arr: np.ndarray) -> Any:
         import torch
     except ImportError:
         return arr
-    return torch.from_numpy(arr)
+    return torch.from_numpy(arr.copy())  # torch wants writable memory
 
 
 def encode(value: Any, limits: Limits = DEFAULT_LIMITS) -> pb.Value:

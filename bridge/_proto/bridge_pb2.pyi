@@ -289,16 +289,18 @@ class GetVariableRequest(_message.Message):
     def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., include_info: _Optional[bool] = ...) -> None: ...
 
 class GetVariableResponse(_message.Message):
-    __slots__ = ("value", "version", "mod_revision", "info")
+    __slots__ = ("value", "version", "mod_revision", "info", "array_data")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_DATA_FIELD_NUMBER: _ClassVar[int]
     value: Value
     version: int
     mod_revision: int
     info: Variable
-    def __init__(self, value: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., info: _Optional[_Union[Variable, _Mapping]] = ...) -> None: ...
+    array_data: bytes
+    def __init__(self, value: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., info: _Optional[_Union[Variable, _Mapping]] = ..., array_data: _Optional[bytes] = ...) -> None: ...
 
 class GetVariablesRequest(_message.Message):
     __slots__ = ("session_token", "refs", "include_info")
@@ -326,7 +328,7 @@ class GetVariablesResponse(_message.Message):
     def __init__(self, found: _Optional[_Mapping[str, GetVariableResponse]] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetVariableRequest(_message.Message):
-    __slots__ = ("session_token", "ref", "value", "metadata", "create_if_missing", "type_hint", "expected_version")
+    __slots__ = ("session_token", "ref", "value", "metadata", "create_if_missing", "type_hint", "expected_version", "array_data")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +336,7 @@ class SetVariableRequest(_message.Message):
     CREATE_IF_MISSING_FIELD_NUMBER: _ClassVar[int]
     TYPE_HINT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_DATA_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     ref: str
     value: Value
@@ -341,7 +344,8 @@ class SetVariableRequest(_message.Message):
     create_if_missing: bool
     type_hint: str
     expected_version: int
-    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., create_if_missing: _Optional[bool] = ..., type_hint: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+    array_data: bytes
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., create_if_missing: _Optional[bool] = ..., type_hint: _Optional[str] = ..., expected_version: _Optional[int] = ..., array_data: _Optional[bytes] = ...) -> None: ...
 
 class SetVariableResponse(_message.Message):
     __slots__ = ("variable_id", "version", "revision", "created")

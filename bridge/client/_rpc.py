@@ -24,10 +24,14 @@ def translate(exc: grpc.aio.AioRpcError, request: Any, what: str) -> BaseExcepti
     if isinstance(error, LimitExceededError) and not kind:
         # grpc's own size check: say which call and how big it was.
         error = LimitExceededError(
-            f"{what}: the message ({request.ByteSize()} bytes sent) exceeds a max message size: {message}",
+            f"{what}: the message ({_size(request)} bytes sent) exceeds a max message size: {message}",
             rule="max_message_bytes",
         )
     return error if error is not None else exc
+
+
+def _size(request: Any) -> int:
+    return len(request) if isinstance(request, bytes) else request.ByteSize()
 
 
 def raise_translated(exc: grpc.aio.AioRpcError, request: Any, what: str) -> NoReturn:

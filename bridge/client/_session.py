@@ -9,12 +9,15 @@ import grpc
 
 from .._proto import bridge_pb2 as pb
 from .._proto import bridge_pb2_grpc as pb_grpc
-from ..codec import decode, encode_into, map_into
+from ..codec import encode_into, map_into
 from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeError
 from ..limits import channel_options, check_name
 from ..types import infer_type
+from ._arrays import framed_set_request, is_array, reply_value, serialize, split_get_response
 from ._convert import fill_spec, variable_info
 from ._rpc import call, raise_translated
+
+SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
 
 _SPEC_KEYS = {"name", "type", "initial_value", "constraints", "metadata", "dependencies", "access_rules"}
 
@@ -54,6 +57,19 @@ class SessionContext:
         self.ttl_seconds: float | None = None
         self.max_message_bytes: int | None = None
         self._stub = pb_grpc.BridgeServiceStub(channel)
+        # Get and Set carry array bytes outside protobuf's copies (see _arrays).
+        self._get = channel.unary_unary(
+            f"/{SERVICE}/GetVariable",
+            request_serializer=pb.GetVariableRequest.SerializeToString,
+            response_deserializer=split_get_response,
+            _registered_method=True,
+        )
+        self._set = channel.unary_unary(
+            f"/{SERVICE}/SetVariable",
+            request_serializer=serialize,
+            response_deserializer=pb.SetVariableResponse.FromString,
+            _registered_method=True,
+        )
         self._token = ""  # set by initialize(); sent in each request's session_token field
         #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
         self._reads: dict[str, list[int]] = {}
@@ -94,14 +110,20 @@ class SessionContext:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, rpc: Any, request: Any, what: str, name: str | None = None) -> Any:
-        """Sends `request` as this session; the one place client calls are made and errors translated."""
-        token = self._token
-        if not token:
+    def _session_token(self, what: str) -> str:
+        if not self._token:
             raise AuthenticationError(
                 f"{what}: session {self.session_id!r} is not initialized; await initialize() first"
             )
-        request.session_token = token
+        return self._token
+
+    async def _call(self, rpc: Any, request: Any, what: str, name: str | None = None) -> Any:
+        """Sends `request` as this session; the one place client calls are made and errors translated.
+
+        `request` is a message (the token is filled in here) or bytes already framed with it.
+        """
+        if not isinstance(request, bytes):
+            request.session_token = self._session_token(what)
         try:
             return await rpc(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -121,12 +143,12 @@ class SessionContext:
         request = pb.GetVariableRequest(ref=name)
         self._count_miss(name)
         try:
-            response = await self._call(self._stub.GetVariable, request, "get_variable", name)
+            response, array_data = await self._call(self._get, request, "get_variable", name)
         except VariableNotFoundError:
             if default is None:
                 raise
             return default
-        return decode(response.value)
+        return reply_value(response, array_data)
 
     async def get_variables(
         self,
@@ -155,10 +177,10 @@ class SessionContext:
                 result[name] = {"value": value, "found": False} if request.include_info else value
                 continue
             if not request.include_info:
-                result[name] = decode(found.value)
+                result[name] = reply_value(found)
                 continue
             info = variable_info(found.info, include_stats)
-            info["value"] = decode(found.value)
+            info["value"] = reply_value(found)
             if include_stats:
                 info["stats"].update(self._client_stats(name))
             info["found"] = True
@@ -237,9 +259,14 @@ class SessionContext:
         if create_if_missing and not type_hint:
             type_hint = infer_type(value, name)
         request = pb.SetVariableRequest(ref=name, create_if_missing=create_if_missing, type_hint=type_hint or "")
-        encode_into(request.value, value)
         map_into(request.metadata, metadata)
-        await self._call(self._stub.SetVariable, request, "set_variable", name)
+        if is_array(value):
+            request.session_token = self._session_token("set_variable")
+            wire: pb.SetVariableRequest | bytes = framed_set_request(request, value)
+        else:
+            encode_into(request.value, value)
+            wire = request
+        await self._call(self._set, wire, "set_variable", name)
 
     async def update_variables(
         self, updates: dict[str, Any], metadata: dict[str, str] | None = None, atomic: bool = True

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from .._framing import bytes_field_prefix
 from .._proto import bridge_pb2 as pb
 from ..codec import encode_map
 from ..limits import DEFAULT_LIMITS, Limits
 from ..store import VariableRecord, VariableStatsRecord
+
+_FIELDS = pb.GetVariableResponse.DESCRIPTOR.fields_by_name
+VALUE_FIELD = _FIELDS["value"].number
+ARRAY_DATA_FIELD = _FIELDS["array_data"].number
 
 
 def timestamp(seconds: float) -> Timestamp:
@@ -43,7 +48,7 @@ def variable_message(
         last_update_metadata=encode_map(record.last_update_metadata, limits),
     )
     if include_value:
-        msg.value.CopyFrom(record.value)
+        msg.value.CopyFrom(record.value.to_pb())
     if stats is not None:
         msg.stats.read_count = stats.read_count
         msg.stats.write_count = stats.write_count
@@ -51,9 +56,24 @@ def variable_message(
 
 
 def fill_get_response(target: pb.GetVariableResponse, record: VariableRecord, info: pb.Variable | None) -> None:
-    """Fills a response in place: copying the stored value once, not once per message level."""
-    target.value.CopyFrom(record.value)
+    """Fills one entry of a batch reply (single reads use `get_response_bytes`)."""
+    stored = record.value
+    target.value.MergeFromString(stored.head)
+    if stored.data is not None:
+        target.array_data = bytes(stored.data)
     target.version = record.version
     target.mod_revision = record.mod_revision
     if info is not None:
         target.info.CopyFrom(info)
+
+
+def get_response_bytes(record: VariableRecord, info: pb.Variable | None) -> bytes:
+    """A serialized GetVariableResponse, built around the stored bytes instead of copying them
+    into messages: an array's bytes lead as `array_data` (see bridge._framing)."""
+    stored = record.value
+    tail = pb.GetVariableResponse(version=record.version, mod_revision=record.mod_revision, info=info)
+    parts: list[bytes | memoryview] = []
+    if stored.data is not None:
+        parts += (bytes_field_prefix(ARRAY_DATA_FIELD, len(stored.data)), stored.data)
+    parts += (bytes_field_prefix(VALUE_FIELD, len(stored.head)), stored.head, tail.SerializeToString())
+    return b"".join(parts)

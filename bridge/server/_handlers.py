@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from .._framing import split_leading_field
 from .._proto import bridge_pb2 as pb
 from ..errors import ERROR_TRAILER_KEY, BridgeError, ValidationError
 
@@ -36,6 +37,17 @@ def error_detail(exc: BridgeError) -> pb.ErrorDetail:
     return pb.ErrorDetail(kind=exc.kind, message=_clip(exc.message), details=details)
 
 
+class SplitRequest(NamedTuple):
+    """A request whose leading `array_data` bytes were sliced off rather than parsed (see bridge._framing)."""
+
+    message: Message
+    array_data: memoryview | None
+
+
+#: Requests whose array bytes may lead the message, by method, with the field that carries them.
+SPLIT_FIELDS = {"SetVariable": pb.SetVariableRequest.DESCRIPTOR.fields_by_name["array_data"].number}
+
+
 class _Undecodable:
     """Stands in for a request whose bytes did not parse, so the refusal goes through `_guarded`."""
 
@@ -43,14 +55,22 @@ class _Undecodable:
         self.reason = reason
 
 
-def _lenient(message_class: type[Message]) -> Callable[[bytes], Message | _Undecodable]:
-    def parse(data: bytes) -> Message | _Undecodable:
+def _lenient(message_class: type[Message], split_field: int | None) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
         try:
-            return message_class.FromString(data)
+            if split_field is None:
+                return message_class.FromString(data)
+            array_data, rest = split_leading_field(data, split_field)
+            return SplitRequest(message_class.FromString(rest), array_data)
         except DecodeError as exc:
             return _Undecodable(str(exc))
 
     return parse
+
+
+def _serialize(response: Message | bytes) -> bytes:
+    """Responses are messages, or bytes a method already framed (GetVariable)."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _guarded(name: str, method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Any]:
@@ -79,8 +99,8 @@ def service_handler(servicer: object) -> grpc.GenericRpcHandler:
     handlers = {
         m.name: grpc.unary_unary_rpc_method_handler(
             _guarded(m.name, getattr(servicer, m.name)),
-            request_deserializer=_lenient(getattr(pb, m.input_type.name)),
-            response_serializer=getattr(pb, m.output_type.name).SerializeToString,
+            request_deserializer=_lenient(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)),
+            response_serializer=_serialize,
         )
         for m in SERVICE.methods
     }

@@ -33,8 +33,8 @@ from ..store import SessionRecord, Store, Transaction, VariableRecord
 from ..types import TYPES, check_spec, infer_type
 from . import _auth
 from ._access import parse_rules, require
-from ._convert import fill_get_response, timestamp, variable_message
-from ._handlers import error_detail
+from ._convert import fill_get_response, get_response_bytes, timestamp, variable_message
+from ._handlers import SplitRequest, error_detail
 from ._values import coerce_wire, decode_metadata, decode_value
 
 log = logging.getLogger("dspex.server")
@@ -233,6 +233,7 @@ class BridgeServicer:
         writer: str,
         metadata: dict[str, Any],
         expected_version: int = 0,
+        array_data: memoryview | bytes | None = None,
     ) -> VariableRecord:
         if expected_version > 0 and record.version != expected_version:
             raise PreconditionFailedError(
@@ -240,7 +241,7 @@ class BridgeServicer:
                 variable=record.name,
                 rule="expected_version",
             )
-        stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, self.limits)
+        stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, self.limits, array_data)
         updated = record.next_version(stored, txn.revision, txn.now, writer, metadata)
         txn.put(updated)
         return updated
@@ -309,13 +310,11 @@ class BridgeServicer:
     async def _info(self, record: VariableRecord, include_value: bool = False) -> pb.Variable:
         return variable_message(record, await self.store.stats(record.id), include_value, self.limits)
 
-    async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse:
+    async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> bytes:
         session_id = await self._authenticate(request, context)
         record = await self._read(session_id, request.ref)
         await self.store.count_reads([record.id])
-        response = pb.GetVariableResponse()
-        fill_get_response(response, record, await self._info(record) if request.include_info else None)
-        return response
+        return get_response_bytes(record, await self._info(record) if request.include_info else None)
 
     async def GetVariables(self, request: pb.GetVariablesRequest, context: Ctx) -> pb.GetVariablesResponse:
         session_id = await self._authenticate(request, context)
@@ -347,7 +346,10 @@ class BridgeServicer:
 
     # ------------------------------------------------------------ writes
 
-    async def SetVariable(self, request: pb.SetVariableRequest, context: Ctx) -> pb.SetVariableResponse:
+    async def SetVariable(self, split: SplitRequest, context: Ctx) -> pb.SetVariableResponse:
+        request, array_data = split
+        if request.array_data:  # sent inside the message rather than leading it
+            array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
@@ -356,7 +358,10 @@ class BridgeServicer:
         async def body(txn: Transaction) -> tuple[VariableRecord, bool]:
             record = await txn.get(ref)
             if record is not None:
-                return self._write(txn, record, request.value, session_id, metadata, request.expected_version), False
+                write = self._write(
+                    txn, record, request.value, session_id, metadata, request.expected_version, array_data
+                )
+                return write, False
             if not request.create_if_missing:
                 raise self._not_found(ref, owner)
             if request.expected_version > 0:
@@ -366,7 +371,9 @@ class BridgeServicer:
                     rule="expected_version",
                 )
             name = check_name(ref, limits=self.limits)
-            type_name = request.type_hint or infer_type(decode_value(request.value, name, self.limits), name)
+            type_name = request.type_hint or infer_type(
+                decode_value(request.value, name, self.limits, array_data), name
+            )
             t, constraints = check_spec(type_name, {}, name)
             created = self._new_record(
                 txn,
@@ -375,7 +382,7 @@ class BridgeServicer:
                 name=name,
                 type=t.name,
                 constraints=constraints,
-                value=coerce_wire(t, request.value, constraints, name, self.limits),
+                value=coerce_wire(t, request.value, constraints, name, self.limits, array_data),
                 last_update_metadata=metadata,
             )
             txn.put(created)

@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 
 from .._proto import bridge_pb2 as pb
-from ..codec import decode, decode_map, encode
-from ..errors import BridgeError, VariableTypeError
+from ..codec import array_from_wire, array_header, array_payload, decode, decode_map, encode
+from ..errors import BridgeError, ValidationError, VariableTypeError
 from ..limits import Limits, check_count
+from ..store import StoredValue
 from ..types import VariableType
 
-_NULL = pb.Value(null_value=pb.NULL_VALUE)
+_NULL = StoredValue(pb.Value(null_value=pb.NULL_VALUE).SerializeToString())
 
 
 def named(exc: BridgeError, var: str) -> BridgeError:
@@ -22,31 +23,46 @@ def named(exc: BridgeError, var: str) -> BridgeError:
     return type(exc)(f"{var}: {exc.message}", **{**exc.details, "variable": var})
 
 
-def decode_value(value: pb.Value, var: str, limits: Limits) -> Any:
+def decode_value(value: pb.Value, var: str, limits: Limits, array_data: memoryview | bytes | None = None) -> Any:
+    """Decodes once, within the server's limits; arrays become read-only views (no copy)."""
     try:
+        if array_data is not None:
+            if value.WhichOneof("kind") != "array_value" or value.array_value.data:
+                raise ValidationError(
+                    "array_data needs a value that is an array_value with empty data", rule="array_data"
+                )
+            return array_from_wire(value.array_value, native=False, data=array_data)
         return decode(value, native=False, limits=limits)
     except BridgeError as exc:
         raise named(exc, var) from None
 
 
-def coerce_wire(t: VariableType, value: pb.Value, constraints: dict[str, Any], var: str, limits: Limits) -> pb.Value:
-    """Validates a wire value against a type; returns the wire form to store.
+def coerce_wire(
+    t: VariableType,
+    value: pb.Value,
+    constraints: dict[str, Any],
+    var: str,
+    limits: Limits,
+    array_data: memoryview | bytes | None = None,
+) -> StoredValue:
+    """Validates a wire value against a type; returns what to store.
 
-    When coercion leaves the value as it was, the client's bytes are stored as they came
-    (copied out of the request, so a small stored value never keeps a large request alive).
+    A value that coercion leaves as it was is stored as the client sent it; a top-level
+    array keeps its bytes apart, as a view when possible (no copy), so reads can send them
+    on as `array_data`.
     """
-    decoded = decode_value(value, var, limits)
+    decoded = decode_value(value, var, limits, array_data)
     coerced = t.coerce(decoded, constraints, var)
     if coerced is None:
         return _NULL
+    if isinstance(coerced, np.ndarray):
+        framework = value.array_value.framework if value.WhichOneof("kind") == "array_value" else ""
+        head = pb.Value()
+        array_header(head.array_value, coerced, framework)
+        return StoredValue(head.SerializeToString(), array_payload(coerced))
     if coerced is decoded:
-        stored = pb.Value()
-        stored.CopyFrom(value)
-        return stored
-    stored = encode(coerced, limits)
-    if stored.WhichOneof("kind") == "array_value" and value.WhichOneof("kind") == "array_value":
-        stored.array_value.framework = value.array_value.framework
-    return stored
+        return StoredValue(value.SerializeToString())
+    return StoredValue(encode(coerced, limits).SerializeToString())
 
 
 def decode_metadata(msg: pb.MapValue, var: str, limits: Limits, what: str = "metadata") -> dict[str, Any]:

@@ -10,6 +10,7 @@ from ._records import (
     AccessRuleRecord,
     Event,
     SessionRecord,
+    StoredValue,
     VariableRecord,
     VariableStatsRecord,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "MemoryStore",
     "SessionRecord",
     "Store",
+    "StoredValue",
     "Transaction",
     "VariableRecord",
     "VariableStatsRecord",

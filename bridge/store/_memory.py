@@ -159,11 +159,11 @@ class MemoryStore(Store):
                 assert old is not None
                 del by_name[old.name]
                 self._forget(vid)
-                self._log(session, Event(revision, "delete", None, old), old.value.ByteSize())
+                self._log(session, Event(revision, "delete", None, old), old.value.nbytes)
                 continue
             by_name[record.name] = record  # names never change, so this replaces `old`
             ids[vid] = record
-            size = record.value.ByteSize()
+            size = record.value.nbytes
             self._remember(vid, record, size)
             counts = stats.get(vid)
             if counts is None:

@@ -2,8 +2,8 @@
 
 Records are immutable NamedTuples: a write makes a new one, and a tuple builds several
 times faster than a frozen dataclass on the write path. Values are kept in their wire form
-(`pb.Value`) so a read is answered without re-encoding, and every backend stores exactly
-the bytes a client sent. A variable's history is simply its past records.
+(`StoredValue`: serialized bytes) so a read is answered without re-encoding, and every
+backend stores exactly the bytes a client sent. A variable's history is its past records.
 """
 
 from __future__ import annotations
@@ -11,6 +11,27 @@ from __future__ import annotations
 from typing import Any, Literal, NamedTuple
 
 from .._proto import bridge_pb2 as pb
+
+
+class StoredValue(NamedTuple):
+    """A value as kept: its serialized wire `Value`, with a top-level array's bytes held apart.
+
+    Keeping the bytes apart lets a read send them as `array_data` without copying them
+    into a message first; `head` is then the Value with empty array data.
+    """
+
+    head: bytes
+    data: bytes | memoryview | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.head) + (len(self.data) if self.data is not None else 0)
+
+    def to_pb(self) -> pb.Value:
+        value = pb.Value.FromString(self.head)
+        if self.data is not None:
+            value.array_value.data = bytes(self.data)
+        return value
 
 
 class SessionRecord(NamedTuple):
@@ -40,7 +61,7 @@ class VariableRecord(NamedTuple):
     session_id: str
     name: str
     type: str
-    value: pb.Value
+    value: StoredValue
     constraints: dict[str, Any]
     metadata: dict[str, Any]
     dependencies: tuple[str, ...]
@@ -54,7 +75,7 @@ class VariableRecord(NamedTuple):
     last_update_metadata: dict[str, Any]
 
     def next_version(
-        self, value: pb.Value, revision: int, now: float, writer: str, metadata: dict[str, Any]
+        self, value: StoredValue, revision: int, now: float, writer: str, metadata: dict[str, Any]
     ) -> VariableRecord:
         return VariableRecord(
             self.id,

@@ -55,7 +55,7 @@ def test_codec_roundtrips_plain_values(value: Any) -> None:
 def test_codec_roundtrips_arrays_bit_exact(arr: np.ndarray) -> None:
     back = decode(encode(arr))
     assert same(back, arr)
-    assert back.flags.writeable
+    assert not back.flags.writeable  # a read-only view over the received bytes: no copy
 
 
 @given(floats)

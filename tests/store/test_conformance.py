@@ -11,7 +11,16 @@ import pytest
 from bridge._proto import bridge_pb2 as pb
 from bridge.codec import decode, encode
 from bridge.limits import Limits
-from bridge.store import BACKENDS, SessionRecord, Store, Transaction, VariableRecord, open_store
+from bridge.store import BACKENDS, SessionRecord, Store, StoredValue, Transaction, VariableRecord, open_store
+
+
+def stored(value: object) -> StoredValue:
+    return StoredValue(encode(value).SerializeToString())
+
+
+def unstored(value: StoredValue) -> object:
+    return decode(value.to_pb())
+
 
 LIMITS = Limits(max_history_per_variable=5, max_events_per_session=6, max_history_bytes=4096, max_event_bytes=8192)
 
@@ -35,7 +44,7 @@ def record(txn: Transaction, session_id: str, name: str, value: object, vid: str
         session_id=session_id,
         name=name,
         type="integer",
-        value=encode(value),
+        value=stored(value),
         constraints={},
         metadata={},
         dependencies=(),
@@ -62,12 +71,13 @@ async def bump(store: Store, session_id: str, name: str, value: int | None = Non
     async def body(txn: Transaction) -> VariableRecord:
         current = await txn.get(name)
         assert current is not None
-        new_value = decode(current.value) + 1 if value is None else value
-        updated = current.next_version(encode(new_value), txn.revision, txn.now, "w", {"n": new_value})
+        new_value = unstored(current.value) + 1 if value is None else value
+        updated = current.next_version(stored(new_value), txn.revision, txn.now, "w", {"n": new_value})
         txn.put(updated)
         return updated
 
-    return await store.transact(session_id, body)
+    updated, _ = await store.transact(session_id, body)
+    return updated
 
 
 async def test_sessions_are_created_once(store: Store) -> None:
@@ -100,13 +110,13 @@ async def test_a_failing_body_applies_nothing(store: Store) -> None:
 
     async def body(txn: Transaction) -> None:
         current = await txn.get("a")
-        txn.put(current.next_version(encode(99), txn.revision, txn.now, "w", {}))
+        txn.put(current.next_version(stored(99), txn.revision, txn.now, "w", {}))
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
         await store.transact(sid, body)
     a = await store.get_variable(sid, "a")
-    assert (decode(a.value), a.version) == (1, 1)
+    assert (unstored(a.value), a.version) == (1, 1)
     assert (await store.get_session(sid)).revision == 1
 
 
@@ -118,9 +128,9 @@ async def test_reads_inside_a_transaction_see_staged_writes(store: Store) -> Non
         txn.put(record(txn, sid, "b", 2, vid="var_" + "b" * 24))
         current = await txn.get("a")
         txn.delete(current)
-        return await txn.variable_count(), decode((await txn.get("b")).value), await txn.get("a") is None
+        return await txn.variable_count(), unstored((await txn.get("b")).value), await txn.get("a") is None
 
-    assert await store.transact(sid, body) == (1, 2, True)
+    assert await store.transact(sid, body) == ((1, 2, True), 2)
     assert [r.name for r in await store.list_variables(sid)] == ["b"]
     events, _ = await store.events_since(sid, 1)
     assert [(e.kind, e.current.name) for e in events] == [("create", "b"), ("delete", "a")]
@@ -132,9 +142,9 @@ async def test_updates_keep_versions_history_and_old_values(store: Store) -> Non
     for _ in range(3):
         await bump(store, sid, "a")
     a = await store.get_variable(sid, "a")
-    assert (decode(a.value), a.version, a.mod_revision) == (3, 4, 4)
+    assert (unstored(a.value), a.version, a.mod_revision) == (3, 4, 4)
     history = await store.history(a.id)
-    assert [(h.version, decode(h.value), h.mod_revision) for h in history] == [
+    assert [(h.version, unstored(h.value), h.mod_revision) for h in history] == [
         (4, 3, 4),
         (3, 2, 3),
         (2, 1, 2),
@@ -142,7 +152,10 @@ async def test_updates_keep_versions_history_and_old_values(store: Store) -> Non
     ]
     assert [h.version for h in await store.history(a.id, limit=2, offset=1)] == [3, 2]
     events, _ = await store.events_since(sid, 2)
-    assert [(e.revision, decode(e.previous.value), decode(e.record.value)) for e in events] == [(3, 1, 2), (4, 2, 3)]
+    assert [(e.revision, unstored(e.previous.value), unstored(e.record.value)) for e in events] == [
+        (3, 1, 2),
+        (4, 2, 3),
+    ]
 
 
 async def test_history_is_bounded_newest_kept(store: Store) -> None:
@@ -178,7 +191,7 @@ async def test_batch_get_returns_found_only(store: Store) -> None:
     sid = await new_session(store)
     await create(store, sid, a=1, b=2)
     found = await store.get_variables(sid, ["a", "zzz", "b"])
-    assert {k: decode(v.value) for k, v in found.items()} == {"a": 1, "b": 2}
+    assert {k: unstored(v.value) for k, v in found.items()} == {"a": 1, "b": 2}
 
 
 async def test_list_is_sorted_and_glob_filtered(store: Store) -> None:
@@ -215,13 +228,15 @@ async def test_concurrent_read_modify_write_transactions_serialize(store: Store)
     await create(store, sid, counter=0)
     await asyncio.gather(*(bump(store, sid, "counter") for _ in range(50)))
     counter = await store.get_variable(sid, "counter")
-    assert (decode(counter.value), counter.version) == (50, 51)
+    assert (unstored(counter.value), counter.version) == (50, 51)
     assert (await store.get_session(sid)).revision == 51
 
 
 async def test_values_are_kept_as_sent(store: Store) -> None:
     sid = await new_session(store)
-    value = pb.Value(array_value=pb.NDArray(dtype="float32", shape=[2], data=b"\x00\x00\x80\x3f" * 2))
+    value = StoredValue(
+        pb.Value(array_value=pb.NDArray(dtype="float32", shape=[2])).SerializeToString(), b"\x00\x00\x80\x3f" * 2
+    )
 
     async def body(txn: Transaction) -> None:
         txn.put(record(txn, sid, "arr", 0)._replace(value=value))
@@ -237,7 +252,7 @@ async def test_history_and_events_are_bounded_in_bytes_keeping_the_newest(store:
     async def write_blob(size: int) -> None:
         async def body(txn: Transaction) -> None:
             current = await txn.get("blob")
-            txn.put(current.next_version(encode("x" * size), txn.revision, txn.now, "w", {}))
+            txn.put(current.next_version(stored("x" * size), txn.revision, txn.now, "w", {}))
 
         await store.transact(sid, body)
 
@@ -257,5 +272,5 @@ async def test_a_transaction_that_stages_nothing_is_not_pending(store: Store) ->
     async def body(txn: Transaction) -> bool:
         return txn.pending
 
-    assert await store.transact(sid, body) is False
+    assert await store.transact(sid, body) == (False, 0)
     assert (await store.get_session(sid)).revision == 0
