@@ -44,9 +44,16 @@ def bytes_field_prefix(field_number: int, length: int) -> bytes:
     return varint(field_number << 3 | 2) + varint(length)
 
 
-def split_leading_field(raw: bytes, field_number: int) -> tuple[memoryview | None, bytes]:
-    """If `raw` starts with the given bytes field: (a view of its payload, the rest); else (None, raw)."""
-    tag = varint(field_number << 3 | 2)
+def bytes_field_tag(field_number: int) -> bytes:
+    return varint(field_number << 3 | 2)
+
+
+def split_leading_field(raw: bytes, field_number: int, tag: bytes | None = None) -> tuple[memoryview | None, bytes]:
+    """If `raw` starts with the given bytes field: (a view of its payload, the rest); else (None, raw).
+
+    `tag` is `bytes_field_tag(field_number)`, for callers that precompute it.
+    """
+    tag = tag or bytes_field_tag(field_number)
     if not raw.startswith(tag):
         return None, raw
     try:

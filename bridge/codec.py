@@ -142,6 +142,9 @@ def encode(value: Any, limits: Limits = DEFAULT_LIMITS) -> pb.Value:
 def encode_into(target: pb.Value, value: Any, limits: Limits = DEFAULT_LIMITS, depth: int = 0) -> None:
     """Encodes into a field of a message being built: protobuf copies a message passed to a
     constructor, which for a large array costs more than the whole call."""
+    if type(value) is float:  # the commonest value, first
+        target.float_value = value
+        return
     if depth > limits.max_nesting_depth:
         raise LimitExceededError(f"value nests deeper than {limits.max_nesting_depth} levels", rule="max_nesting_depth")
     # bool before int: bool is a subclass of int.

@@ -258,8 +258,12 @@ class SessionContext:
         """Writes a variable; the server checks the value against its type and constraints."""
         if create_if_missing and not type_hint:
             type_hint = infer_type(value, name)
-        request = pb.SetVariableRequest(ref=name, create_if_missing=create_if_missing, type_hint=type_hint or "")
-        map_into(request.metadata, metadata)
+        request = pb.SetVariableRequest(ref=name)
+        if create_if_missing:
+            request.create_if_missing = True
+            request.type_hint = type_hint or ""
+        if metadata:
+            map_into(request.metadata, metadata)
         if is_array(value):
             request.session_token = self._session_token("set_variable")
             wire: pb.SetVariableRequest | bytes = framed_set_request(request, value)

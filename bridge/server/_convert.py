@@ -10,9 +10,7 @@ from ..codec import encode_map
 from ..limits import DEFAULT_LIMITS, Limits
 from ..store import VariableRecord, VariableStatsRecord
 
-_FIELDS = pb.GetVariableResponse.DESCRIPTOR.fields_by_name
-VALUE_FIELD = _FIELDS["value"].number
-ARRAY_DATA_FIELD = _FIELDS["array_data"].number
+ARRAY_DATA_FIELD = pb.GetVariableResponse.DESCRIPTOR.fields_by_name["array_data"].number
 
 
 def timestamp(seconds: float) -> Timestamp:
@@ -67,13 +65,13 @@ def fill_get_response(target: pb.GetVariableResponse, record: VariableRecord, in
         target.info.CopyFrom(info)
 
 
-def get_response_bytes(record: VariableRecord, info: pb.Variable | None) -> bytes:
-    """A serialized GetVariableResponse, built around the stored bytes instead of copying them
-    into messages: an array's bytes lead as `array_data` (see bridge._framing)."""
+def get_reply(record: VariableRecord, info: pb.Variable | None) -> pb.GetVariableResponse | bytes:
+    """A GetVariable reply. For an array, bytes assembled around the stored array bytes, which
+    lead as `array_data` instead of being copied into messages (see bridge._framing)."""
     stored = record.value
-    tail = pb.GetVariableResponse(version=record.version, mod_revision=record.mod_revision, info=info)
-    parts: list[bytes | memoryview] = []
-    if stored.data is not None:
-        parts += (bytes_field_prefix(ARRAY_DATA_FIELD, len(stored.data)), stored.data)
-    parts += (bytes_field_prefix(VALUE_FIELD, len(stored.head)), stored.head, tail.SerializeToString())
-    return b"".join(parts)
+    reply = pb.GetVariableResponse(version=record.version, mod_revision=record.mod_revision, info=info)
+    reply.value.MergeFromString(stored.head)
+    if stored.data is None:
+        return reply
+    prefix = bytes_field_prefix(ARRAY_DATA_FIELD, len(stored.data))
+    return b"".join((prefix, stored.data, reply.SerializeToString()))

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from .._framing import split_leading_field
+from .._framing import bytes_field_tag, split_leading_field
 from .._proto import bridge_pb2 as pb
 from ..errors import ERROR_TRAILER_KEY, BridgeError, ValidationError
 
@@ -56,11 +56,13 @@ class _Undecodable:
 
 
 def _lenient(message_class: type[Message], split_field: int | None) -> Callable[[bytes], Any]:
+    tag = bytes_field_tag(split_field) if split_field is not None else b""
+
     def parse(data: bytes) -> Any:
         try:
             if split_field is None:
                 return message_class.FromString(data)
-            array_data, rest = split_leading_field(data, split_field)
+            array_data, rest = split_leading_field(data, split_field, tag)
             return SplitRequest(message_class.FromString(rest), array_data)
         except DecodeError as exc:
             return _Undecodable(str(exc))

@@ -33,7 +33,7 @@ from ..store import SessionRecord, Store, Transaction, VariableRecord
 from ..types import TYPES, check_spec, infer_type
 from . import _auth
 from ._access import parse_rules, require
-from ._convert import fill_get_response, get_response_bytes, timestamp, variable_message
+from ._convert import fill_get_response, get_reply, timestamp, variable_message
 from ._handlers import SplitRequest, error_detail
 from ._values import coerce_wire, decode_metadata, decode_value
 
@@ -225,13 +225,14 @@ class BridgeServicer:
             "max_variables_per_session",
         )
 
-    def _write(
+    def _next_version(
         self,
-        txn: Transaction,
         record: VariableRecord,
         value: pb.Value,
         writer: str,
         metadata: dict[str, Any],
+        revision: int,
+        now: float,
         expected_version: int = 0,
         array_data: memoryview | bytes | None = None,
     ) -> VariableRecord:
@@ -242,7 +243,12 @@ class BridgeServicer:
                 rule="expected_version",
             )
         stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, self.limits, array_data)
-        updated = record.next_version(stored, txn.revision, txn.now, writer, metadata)
+        return record.next_version(stored, revision, now, writer, metadata)
+
+    def _write(
+        self, txn: Transaction, record: VariableRecord, value: pb.Value, writer: str, metadata: dict[str, Any]
+    ) -> VariableRecord:
+        updated = self._next_version(record, value, writer, metadata, txn.revision, txn.now)
         txn.put(updated)
         return updated
 
@@ -310,11 +316,11 @@ class BridgeServicer:
     async def _info(self, record: VariableRecord, include_value: bool = False) -> pb.Variable:
         return variable_message(record, await self.store.stats(record.id), include_value, self.limits)
 
-    async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> bytes:
+    async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse | bytes:
         session_id = await self._authenticate(request, context)
         record = await self._read(session_id, request.ref)
         await self.store.count_reads([record.id])
-        return get_response_bytes(record, await self._info(record) if request.include_info else None)
+        return get_reply(record, await self._info(record) if request.include_info else None)
 
     async def GetVariables(self, request: pb.GetVariablesRequest, context: Ctx) -> pb.GetVariablesResponse:
         session_id = await self._authenticate(request, context)
@@ -353,23 +359,31 @@ class BridgeServicer:
         session_id = await self._authenticate(request, context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
-        metadata = decode_metadata(request.metadata, ref, self.limits)
+        metadata = decode_metadata(request.metadata, ref, self.limits) if request.metadata.entries else {}
+        expected = request.expected_version
+
+        def make(record: VariableRecord, revision: int, now: float) -> VariableRecord:
+            return self._next_version(record, request.value, session_id, metadata, revision, now, expected, array_data)
+
+        updated = await self.store.update(owner, ref, make)
+        if updated is not None:
+            record, revision = updated
+            return pb.SetVariableResponse(variable_id=record.id, version=record.version, revision=revision)
+        if not request.create_if_missing:
+            raise self._not_found(ref, owner)
+        if expected > 0:
+            raise PreconditionFailedError(
+                f"{ref}: expected version {expected}, but the variable does not exist",
+                variable=ref,
+                rule="expected_version",
+            )
 
         async def body(txn: Transaction) -> tuple[VariableRecord, bool]:
             record = await txn.get(ref)
-            if record is not None:
-                write = self._write(
-                    txn, record, request.value, session_id, metadata, request.expected_version, array_data
-                )
-                return write, False
-            if not request.create_if_missing:
-                raise self._not_found(ref, owner)
-            if request.expected_version > 0:
-                raise PreconditionFailedError(
-                    f"{ref}: expected version {request.expected_version}, but the variable does not exist",
-                    variable=ref,
-                    rule="expected_version",
-                )
+            if record is not None:  # created meanwhile by another call
+                updated = make(record, txn.revision, txn.now)
+                txn.put(updated)
+                return updated, False
             name = check_name(ref, limits=self.limits)
             type_name = request.type_hint or infer_type(
                 decode_value(request.value, name, self.limits, array_data), name
@@ -466,15 +480,16 @@ class BridgeServicer:
         for ref, value in updates:
             try:
                 owner = await self._owner(session_id, ref, "write")
-
-                async def body(txn: Transaction, ref: str = ref, value: pb.Value = value, owner: str = owner) -> int:
-                    record = await txn.get(ref)
-                    if record is None:
-                        raise self._not_found(ref, owner)
-                    return self._write(txn, record, value, session_id, metadata).version
-
-                version, _ = await self.store.transact(owner, body)
-                response.results[ref].CopyFrom(pb.UpdateResult(ok=True, version=version))
+                updated = await self.store.update(
+                    owner,
+                    ref,
+                    lambda record, revision, now, value=value: self._next_version(
+                        record, value, session_id, metadata, revision, now
+                    ),
+                )
+                if updated is None:
+                    raise self._not_found(ref, owner)
+                response.results[ref].CopyFrom(pb.UpdateResult(ok=True, version=updated[0].version))
             except BridgeError as exc:
                 response.results[ref].CopyFrom(pb.UpdateResult(ok=False, error=error_detail(exc)))
 

@@ -13,6 +13,7 @@ from ..limits import Limits, check_count
 from ..store import StoredValue
 from ..types import VariableType
 
+_SCALARS = frozenset({"float_value", "int_value", "string_value", "bool_value"})
 _NULL = StoredValue(pb.Value(null_value=pb.NULL_VALUE).SerializeToString())
 
 
@@ -51,12 +52,16 @@ def coerce_wire(
     array keeps its bytes apart, as a view when possible (no copy), so reads can send them
     on as `array_data`.
     """
-    decoded = decode_value(value, var, limits, array_data)
+    kind = value.WhichOneof("kind")
+    if array_data is None and kind in _SCALARS:  # no decoding to do, nothing to bound
+        decoded = getattr(value, kind)
+    else:
+        decoded = decode_value(value, var, limits, array_data)
     coerced = t.coerce(decoded, constraints, var)
     if coerced is None:
         return _NULL
     if isinstance(coerced, np.ndarray):
-        framework = value.array_value.framework if value.WhichOneof("kind") == "array_value" else ""
+        framework = value.array_value.framework if kind == "array_value" else ""
         head = pb.Value()
         array_header(head.array_value, coerced, framework)
         return StoredValue(head.SerializeToString(), array_payload(coerced))

@@ -85,6 +85,27 @@ class Store(ABC):
     async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> tuple[T, int]:
         """Runs `body` and commits its staged writes atomically under one new revision."""
 
+    async def update(
+        self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
+    ) -> tuple[VariableRecord, int] | None:
+        """Writes one existing variable: the commonest write, which backends may make cheaper.
+
+        `make(record, revision, now)` returns the next version (or raises, and nothing
+        changes). Returns the new record and its revision, or None if the session has no
+        variable `ref`. Same guarantees as a transaction of one put.
+        """
+
+        async def body(txn: Transaction) -> VariableRecord | None:
+            record = await txn.get(ref)
+            if record is None:
+                return None
+            updated = make(record, txn.revision, txn.now)
+            txn.put(updated)
+            return updated
+
+        updated, revision = await self.transact(session_id, body)
+        return None if updated is None else (updated, revision)
+
     @abstractmethod
     async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
         """The session's variable by name or ID."""

@@ -148,29 +148,56 @@ class MemoryStore(Store):
             return result, txn.revision - 1
 
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
-        r = session.record  # spelled out: NamedTuple._replace is slow on this path
-        session.record = SessionRecord(
-            r.session_id, r.token_hash, r.created_at, r.last_seen, r.ttl_seconds, r.metadata, txn.revision
-        )
-        by_name, ids, stats, revision = session.by_name, self._ids, self._stats, txn.revision
+        revision = txn.revision
+        self._advance(session, revision)
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
-            if record is None:
-                assert old is not None
-                del by_name[old.name]
-                self._forget(vid)
-                self._log(session, Event(revision, "delete", None, old), old.value.nbytes)
+            if record is not None:
+                self._apply(session, revision, record, old)
                 continue
-            by_name[record.name] = record  # names never change, so this replaces `old`
-            ids[vid] = record
-            size = record.value.nbytes
-            self._remember(vid, record, size)
-            counts = stats.get(vid)
-            if counts is None:
-                stats[vid] = [0, 1]
-            else:
-                counts[1] += 1
-            self._log(session, Event(revision, "update" if old is not None else "create", record, old), size)
+            assert old is not None
+            del session.by_name[old.name]
+            self._forget(vid)
+            self._log(session, Event(revision, "delete", None, old), old.value.nbytes)
+
+    def _advance(self, session: _Session, revision: int) -> None:
+        r = session.record  # spelled out: NamedTuple._replace is slow on this path
+        session.record = SessionRecord(
+            r.session_id, r.token_hash, r.created_at, r.last_seen, r.ttl_seconds, r.metadata, revision
+        )
+
+    def _apply(self, session: _Session, revision: int, record: VariableRecord, old: VariableRecord | None) -> None:
+        """Stores a created or updated variable, with its history, stats and event."""
+        vid = record.id
+        session.by_name[record.name] = record  # names never change, so this replaces `old`
+        self._ids[vid] = record
+        size = record.value.nbytes
+        self._remember(vid, record, size)
+        counts = self._stats.get(vid)
+        if counts is None:
+            self._stats[vid] = [0, 1]
+        else:
+            counts[1] += 1
+        self._log(session, Event(revision, "update" if old is not None else "create", record, old), size)
+
+    async def update(
+        self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
+    ) -> tuple[VariableRecord, int] | None:
+        """One put without a transaction's bookkeeping. Nothing here awaits, so on the event loop
+        it is as atomic as a transaction; while one is running, it queues behind it instead."""
+        session = self._sessions.get(session_id)
+        if session is None or session.lock.locked():
+            return await super().update(session_id, ref, make)
+        record = session.by_name.get(ref)
+        if record is None:
+            record = self._ids.get(ref)
+            if record is None or record.session_id != session_id:
+                return None
+        revision = session.record.revision + 1
+        updated = make(record, revision, time.time())
+        self._advance(session, revision)
+        self._apply(session, revision, updated, record)
+        return updated, revision
 
     def _remember(self, vid: str, record: VariableRecord, size: int) -> None:
         """Appends to the variable's history, dropping its oldest versions past the count or byte budget."""

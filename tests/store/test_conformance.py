@@ -274,3 +274,51 @@ async def test_a_transaction_that_stages_nothing_is_not_pending(store: Store) ->
 
     assert await store.transact(sid, body) == (False, 0)
     assert (await store.get_session(sid)).revision == 0
+
+
+def plus_one(record: VariableRecord, revision: int, now: float) -> VariableRecord:
+    return record.next_version(stored(unstored(record.value) + 1), revision, now, "w", {})
+
+
+async def test_update_writes_one_variable_as_one_revision(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+    updated, revision = await store.update(sid, "a", plus_one)
+    assert (unstored(updated.value), updated.version, revision) == (2, 2, 2)
+    assert await store.update(sid, "missing", plus_one) is None
+    assert (await store.get_session(sid)).revision == 2
+    events, _ = await store.events_since(sid, 1)
+    assert [(e.kind, e.revision) for e in events] == [("update", 2)]
+
+
+async def test_a_failing_update_changes_nothing(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+
+    def refuse(record: VariableRecord, revision: int, now: float) -> VariableRecord:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await store.update(sid, "a", refuse)
+    a = await store.get_variable(sid, "a")
+    assert (unstored(a.value), a.version, (await store.get_session(sid)).revision) == (1, 1, 1)
+
+
+async def test_updates_and_transactions_interleave_without_lost_writes(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, counter=0)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_bump(txn: Transaction) -> None:
+        current = await txn.get("counter")
+        entered.set()
+        await release.wait()  # a transaction that yields while holding its session
+        txn.put(plus_one(current, txn.revision, txn.now))
+
+    slow = asyncio.create_task(store.transact(sid, slow_bump))
+    await entered.wait()
+    quick = [asyncio.create_task(store.update(sid, "counter", plus_one)) for _ in range(10)]
+    release.set()
+    await asyncio.gather(slow, *quick)
+    counter = await store.get_variable(sid, "counter")
+    assert (unstored(counter.value), counter.version) == (11, 12)
