@@ -358,8 +358,8 @@ class BridgeServicer:
             array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
-        owner = await self._owner(session_id, ref, "write")
-        metadata = decode_metadata(request.metadata, ref, self.limits) if request.metadata.entries else {}
+        owner = session_id if ID_RE.fullmatch(ref) is None else await self._owner(session_id, ref, "write")
+        metadata = decode_metadata(request.metadata, ref, self.limits) if request.HasField("metadata") else {}
         expected = request.expected_version
 
         def make(record: VariableRecord, revision: int, now: float) -> VariableRecord:
