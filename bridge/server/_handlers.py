@@ -62,6 +62,8 @@ def _lenient(message_class: type[Message], split_field: int | None) -> Callable[
         try:
             if split_field is None:
                 return message_class.FromString(data)
+            if not data.startswith(tag):  # most requests: no leading array bytes
+                return SplitRequest(message_class.FromString(data), None)
             array_data, rest = split_leading_field(data, split_field, tag)
             return SplitRequest(message_class.FromString(rest), array_data)
         except DecodeError as exc:
