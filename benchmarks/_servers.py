@@ -1,0 +1,51 @@
+"""The server process: the bridge and the raw echo baseline, side by side in one grpc.aio loop.
+
+Run as `python -m benchmarks._servers`. Both servers share this process (and so its event
+loop and gRPC poller), so the bridge is compared with plain gRPC under the same conditions,
+while the measuring client lives in another process, as it would in real use. The bound
+ports are printed as one JSON line; the process stops when its stdin is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import grpc
+
+from bridge.limits import channel_options
+from bridge.server import BridgeServer
+
+ECHO_METHOD = "/benchmarks.Echo/Echo"
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    """Returns the request bytes untouched: the least work a unary gRPC call can do."""
+    return request
+
+
+async def _start_echo_server() -> tuple[grpc.aio.Server, int]:
+    # No (de)serializers: bytes in, the same bytes out.
+    handler = grpc.method_handlers_generic_handler(
+        "benchmarks.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+    )
+    server = grpc.aio.server(options=channel_options())
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+async def serve() -> None:
+    """Starts both servers, reports their ports, and runs until stdin reaches EOF."""
+    bridge = await BridgeServer().start()
+    echo, echo_port = await _start_echo_server()
+    print(json.dumps({"bridge": bridge.port, "echo": echo_port}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    await echo.stop(1.0)
+    await bridge.stop(1.0)
+
+
+if __name__ == "__main__":
+    asyncio.run(serve())
