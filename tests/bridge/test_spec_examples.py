@@ -121,3 +121,12 @@ async def test_update_variables_example_reports_failures(
     printed = capsys.readouterr().out
     assert "Failed to update max_tokens: max_tokens: 512 is above the maximum 300" in printed
     assert await session.get_variable("temperature") == 0.7  # atomic: nothing applied
+
+
+def test_the_vendored_spec_is_the_shared_one() -> None:
+    from spec_examples import SPEC
+
+    shared = SPEC.parents[3] / "shared" / "spec" / SPEC.name
+    if not shared.exists():
+        pytest.skip("no shared/ checkout beside this repository")
+    assert SPEC.read_text() == shared.read_text(), "docs/spec is stale: copy ../shared/spec over it"
