@@ -67,7 +67,7 @@ class SessionContext:
         self._set = channel.unary_unary(
             f"/{SERVICE}/SetVariable",
             request_serializer=serialize,
-            response_deserializer=pb.SetVariableResponse.FromString,
+            response_deserializer=None,  # set_variable returns nothing: the reply is not parsed
             _registered_method=True,
         )
         self._token = ""  # set by initialize(); sent in each request's session_token field

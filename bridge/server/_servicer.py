@@ -122,7 +122,8 @@ class BridgeServicer:
                 raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
             await self.store.touch_session(session_id, now)
             log.info("session resumed", extra={"session": session_id})
-            return self._init_response(existing, request.resume_token, resumed=True)
+            revision = await self.store.revision(session_id)
+            return self._init_response(existing, request.resume_token, True, revision)
         if existing is not None:
             await self.store.delete_session(session_id)
         check_count(len(await self.store.session_ids()) + 1, self.limits.max_sessions, "sessions", "max_sessions")
@@ -132,14 +133,16 @@ class BridgeServicer:
         if not await self.store.create_session(record):
             raise AuthenticationError(f"session {session_id!r} was created concurrently", session=session_id)
         log.info("session created", extra={"session": session_id})
-        return self._init_response(record, token, resumed=False)
+        return self._init_response(record, token, False, 0)
 
-    def _init_response(self, record: SessionRecord, token: str, resumed: bool) -> pb.InitializeSessionResponse:
+    def _init_response(
+        self, record: SessionRecord, token: str, resumed: bool, revision: int
+    ) -> pb.InitializeSessionResponse:
         return pb.InitializeSessionResponse(
             session_id=record.session_id,
             token=token,
             resumed=resumed,
-            revision=record.revision,
+            revision=revision,
             ttl_seconds=record.ttl_seconds,
             max_message_bytes=self.limits.max_message_bytes,
         )
@@ -148,7 +151,8 @@ class BridgeServicer:
         session_id = await self._authenticate(request, context)
         await self.store.touch_session(session_id, self.clock())
         session = await self._session(session_id)
-        return pb.HeartbeatResponse(revision=session.revision, expires_at=timestamp(session.expires_at))
+        revision = await self.store.revision(session_id)
+        return pb.HeartbeatResponse(revision=revision, expires_at=timestamp(session.expires_at))
 
     async def CleanupSession(self, request: pb.CleanupSessionRequest, context: Ctx) -> pb.CleanupSessionResponse:
         session_id = await self._authenticate(request, context)
@@ -421,7 +425,7 @@ class BridgeServicer:
             await self._update_atomic(session_id, updates, metadata, response)
         else:
             await self._update_each(session_id, updates, metadata, response)
-        response.revision = (await self._session(session_id)).revision
+        response.revision = await self.store.revision(session_id)
         return response
 
     async def _update_atomic(

@@ -69,6 +69,10 @@ class Store(ABC):
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
 
     @abstractmethod
+    async def revision(self, session_id: str) -> int:
+        """The session's current revision (0 before its first write; 0 for an unknown session)."""
+
+    @abstractmethod
     async def touch_session(self, session_id: str, now: float) -> None:
         """Records activity, which pushes back the session's expiry."""
 

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class _History:
-    entries: deque[tuple[VariableRecord, int]] = field(default_factory=deque)  # (version, its value bytes)
+    entries: deque[VariableRecord] = field(default_factory=deque)
     nbytes: int = 0
 
 
@@ -29,7 +29,8 @@ class _Session:
     record: SessionRecord
     by_name: dict[str, VariableRecord] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    events: deque[tuple[Event, int]] = field(default_factory=deque)  # (event, its value bytes)
+    revision: int = 0
+    events: deque[Event] = field(default_factory=deque)
     event_bytes: int = 0
     #: Revisions at or below this have been dropped from `events`.
     compacted: int = 0
@@ -39,7 +40,7 @@ class _MemoryTransaction(Transaction):
     def __init__(self, session: _Session, ids: dict[str, VariableRecord]) -> None:
         self._session = session
         self._ids = ids
-        self.revision = session.record.revision + 1
+        self.revision = session.revision + 1
         self.now = time.time()
         self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
         self.originals: dict[str, VariableRecord | None] = {}
@@ -109,6 +110,10 @@ class MemoryStore(Store):
         session = self._sessions.get(session_id)
         return session.record if session else None
 
+    async def revision(self, session_id: str) -> int:
+        session = self._sessions.get(session_id)
+        return session.revision if session else 0
+
     async def touch_session(self, session_id: str, now: float) -> None:
         session = self._sessions.get(session_id)
         if session:
@@ -149,7 +154,7 @@ class MemoryStore(Store):
 
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
         revision = txn.revision
-        self._advance(session, revision)
+        session.revision = revision
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
             if record is not None:
@@ -158,13 +163,7 @@ class MemoryStore(Store):
             assert old is not None
             del session.by_name[old.name]
             self._forget(vid)
-            self._log(session, Event(revision, "delete", None, old), old.value.nbytes)
-
-    def _advance(self, session: _Session, revision: int) -> None:
-        r = session.record  # spelled out: NamedTuple._replace is slow on this path
-        session.record = SessionRecord(
-            r.session_id, r.token_hash, r.created_at, r.last_seen, r.ttl_seconds, r.metadata, revision
-        )
+            self._log(session, Event(revision, "delete", None, old, old.value.nbytes))
 
     def _apply(self, session: _Session, revision: int, record: VariableRecord, old: VariableRecord | None) -> None:
         """Stores a created or updated variable, with its history, stats and event."""
@@ -178,7 +177,7 @@ class MemoryStore(Store):
             self._stats[vid] = [0, 1]
         else:
             counts[1] += 1
-        self._log(session, Event(revision, "update" if old is not None else "create", record, old), size)
+        self._log(session, Event(revision, "update" if old is not None else "create", record, old, size))
 
     async def update(
         self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
@@ -193,9 +192,9 @@ class MemoryStore(Store):
             record = self._ids.get(ref)
             if record is None or record.session_id != session_id:
                 return None
-        revision = session.record.revision + 1
+        revision = session.revision + 1
         updated = make(record, revision, time.time())
-        self._advance(session, revision)
+        session.revision = revision
         self._apply(session, revision, updated, record)
         return updated, revision
 
@@ -204,27 +203,28 @@ class MemoryStore(Store):
         history = self._history.get(vid)
         if history is None:
             history = self._history[vid] = _History()
-        history.entries.append((record, size))
+        entries = history.entries
+        entries.append(record)
         history.nbytes += size
         limits = self.limits
-        while len(history.entries) > 1 and (
-            len(history.entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
+        while len(entries) > 1 and (
+            len(entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
         ):
-            history.nbytes -= history.entries.popleft()[1]
+            history.nbytes -= entries.popleft().value.nbytes
 
-    def _log(self, session: _Session, event: Event, size: int) -> None:
+    def _log(self, session: _Session, event: Event) -> None:
         """Appends to the event log; an event's value is shared with history, so it is counted once."""
         events = session.events
-        events.append((event, size))
-        session.event_bytes += size
+        events.append(event)
+        session.event_bytes += event.nbytes
         limits = self.limits
         # Compact whole revisions only, so a batch's events are never split; the newest stays.
-        while events[0][0].revision < event.revision and (
+        while events[0].revision < event.revision and (
             len(events) > limits.max_events_per_session or session.event_bytes > limits.max_event_bytes
         ):
-            dropped = events[0][0].revision
-            while events and events[0][0].revision == dropped:
-                session.event_bytes -= events.popleft()[1]
+            dropped = events[0].revision
+            while events and events[0].revision == dropped:
+                session.event_bytes -= events.popleft().nbytes
             session.compacted = dropped
 
     # -- reads
@@ -266,11 +266,11 @@ class MemoryStore(Store):
 
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
         history = self._history.get(variable_id)
-        entries = [record for record, _ in reversed(history.entries)] if history else []
+        entries = list(reversed(history.entries)) if history else []
         return entries[offset : offset + limit]
 
     async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:
         session = self._sessions.get(session_id)
         if session is None:
             return [], 0
-        return [e for e, _ in session.events if e.revision > revision], session.compacted + 1
+        return [e for e in session.events if e.revision > revision], session.compacted + 1

@@ -35,13 +35,15 @@ class StoredValue(NamedTuple):
 
 
 class SessionRecord(NamedTuple):
+    """A session's identity and liveness. Its revision counter is kept apart (`Store.revision`):
+    it changes on every write, these fields almost never."""
+
     session_id: str
     token_hash: str
     created_at: float
     last_seen: float
     ttl_seconds: float
     metadata: dict[str, str] = {}
-    revision: int = 0
 
     @property
     def expires_at(self) -> float:
@@ -111,6 +113,7 @@ class Event(NamedTuple):
     kind: EventKind
     record: VariableRecord | None
     previous: VariableRecord | None
+    nbytes: int = 0  # value bytes this event holds beyond history (counted against the log's budget)
 
     @property
     def current(self) -> VariableRecord:

@@ -98,7 +98,7 @@ async def test_touch_moves_expiry(store: Store) -> None:
 async def test_a_transaction_is_one_revision(store: Store) -> None:
     sid = await new_session(store)
     await create(store, sid, a=1, b=2)
-    assert (await store.get_session(sid)).revision == 1
+    assert (await store.revision(sid)) == 1
     events, oldest = await store.events_since(sid, 0)
     assert [(e.revision, e.kind, e.current.name) for e in events] == [(1, "create", "a"), (1, "create", "b")]
     assert oldest == 1
@@ -117,7 +117,7 @@ async def test_a_failing_body_applies_nothing(store: Store) -> None:
         await store.transact(sid, body)
     a = await store.get_variable(sid, "a")
     assert (unstored(a.value), a.version) == (1, 1)
-    assert (await store.get_session(sid)).revision == 1
+    assert (await store.revision(sid)) == 1
 
 
 async def test_reads_inside_a_transaction_see_staged_writes(store: Store) -> None:
@@ -229,7 +229,7 @@ async def test_concurrent_read_modify_write_transactions_serialize(store: Store)
     await asyncio.gather(*(bump(store, sid, "counter") for _ in range(50)))
     counter = await store.get_variable(sid, "counter")
     assert (unstored(counter.value), counter.version) == (50, 51)
-    assert (await store.get_session(sid)).revision == 51
+    assert (await store.revision(sid)) == 51
 
 
 async def test_values_are_kept_as_sent(store: Store) -> None:
@@ -273,7 +273,7 @@ async def test_a_transaction_that_stages_nothing_is_not_pending(store: Store) ->
         return txn.pending
 
     assert await store.transact(sid, body) == (False, 0)
-    assert (await store.get_session(sid)).revision == 0
+    assert (await store.revision(sid)) == 0
 
 
 def plus_one(record: VariableRecord, revision: int, now: float) -> VariableRecord:
@@ -286,7 +286,7 @@ async def test_update_writes_one_variable_as_one_revision(store: Store) -> None:
     updated, revision = await store.update(sid, "a", plus_one)
     assert (unstored(updated.value), updated.version, revision) == (2, 2, 2)
     assert await store.update(sid, "missing", plus_one) is None
-    assert (await store.get_session(sid)).revision == 2
+    assert (await store.revision(sid)) == 2
     events, _ = await store.events_since(sid, 1)
     assert [(e.kind, e.revision) for e in events] == [("update", 2)]
 
@@ -301,7 +301,7 @@ async def test_a_failing_update_changes_nothing(store: Store) -> None:
     with pytest.raises(ValueError):
         await store.update(sid, "a", refuse)
     a = await store.get_variable(sid, "a")
-    assert (unstored(a.value), a.version, (await store.get_session(sid)).revision) == (1, 1, 1)
+    assert (unstored(a.value), a.version, (await store.revision(sid))) == (1, 1, 1)
 
 
 async def test_updates_and_transactions_interleave_without_lost_writes(store: Store) -> None:
