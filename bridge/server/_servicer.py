@@ -68,27 +68,28 @@ class BridgeServicer:
         self.session_ttl = session_ttl
         self.limits = limits or store.limits
         self.clock = clock
-        #: token -> the session token hash it was verified against, so a hot path skips hashing.
-        self._verified: dict[str, str] = {}
+        #: token -> (its session, the token hash it was verified against): the hot path skips parsing and hashing.
+        self._verified: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------ sessions
 
     async def _authenticate(self, request: Any, context: Ctx) -> str:
         """The session a call acts as, from its token (request field, else metadata)."""
         token = request.session_token or _auth.bearer_token(context.invocation_metadata())
-        session_id, secret = _auth.split_token(token)
+        verified = self._verified.get(token)  # (session ID, the hash the token matched)
+        session_id, secret = (verified[0], "") if verified is not None else _auth.split_token(token)
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFoundError(
                 f"session {session_id[:128]!r} not found (expired or cleaned up); call initialize() again",
                 session=session_id[:128],
             )
-        if self._verified.get(token) != session.token_hash:
-            if not _auth.token_matches(secret, session.token_hash):
+        if verified is None or verified[1] != session.token_hash:
+            if not _auth.token_matches(secret or _auth.split_token(token)[1], session.token_hash):
                 raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
             if len(self._verified) >= _VERIFIED_TOKENS:
                 self._verified.clear()
-            self._verified[token] = session.token_hash
+            self._verified[token] = (session_id, session.token_hash)
         now = self.clock()
         if now > session.expires_at:
             await self.store.delete_session(session_id)

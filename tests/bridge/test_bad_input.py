@@ -261,3 +261,17 @@ async def test_ping_needs_no_session(channel: grpc.aio.Channel) -> None:
     reply = await pb_grpc.BridgeServiceStub(channel).Ping(pb.PingRequest())
     assert reply.protocol_version == "dspex_bridge.v1"
     assert reply.max_message_bytes == Limits().max_message_bytes
+
+
+async def test_an_old_token_does_not_open_a_recreated_session(channel: grpc.aio.Channel) -> None:
+    first = await SessionContext("reborn", channel).initialize()
+    await first.register_variable("x", "integer", 1)  # the token is now verified and remembered
+    stale = first.token
+    await first.cleanup()
+    second = await SessionContext("reborn", channel).initialize()
+    await second.register_variable("x", "integer", 2)
+    impostor = SessionContext("reborn", channel)
+    impostor._token = stale
+    with pytest.raises(AuthenticationError, match="invalid token for session 'reborn'"):
+        await impostor.get_variable("x")
+    assert await second.get_variable("x") == 2
