@@ -22,7 +22,7 @@ from bridge.limits import channel_options
 from . import _cases
 from ._measure import Plan
 from ._processes import redis_process, redis_version, server_process
-from ._report import Row, environment, table, write_json
+from ._report import Row, combine, environment, table, write_json
 from ._servers import ECHO_METHOD
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -87,11 +87,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_FACTOR:g}x the rounds: a smoke test")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON results")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repeat everything N times; rows give the median run and the ratio range"
+    )
     args = parser.parse_args(argv)
     plans = FULL.scaled(QUICK_FACTOR) if args.quick else FULL
-    env = environment({"quick": args.quick, "plans": asdict(plans)})  # before the run: the code it imports
-    rows, notes = asyncio.run(run(plans))
-    env.update(notes)
+    env = environment({"quick": args.quick, "runs": args.runs, "plans": asdict(plans)})  # before: what it imports
+    results = [asyncio.run(run(plans)) for _ in range(max(1, args.runs))]
+    rows = combine([rows for rows, _ in results]) if len(results) > 1 else results[0][0]
+    env.update(results[-1][1])
     print(table(rows))
     write_json(args.out, env, rows)
     print(f"\nwrote {args.out}")

@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -43,6 +44,8 @@ class Row:
     ratio: float | None = None
     target: Target | None = None
     note: str = ""
+    #: With --runs N: the lowest and highest ratio of the N runs (`ratio` is their median).
+    ratio_range: tuple[float, float] | None = None
 
     @classmethod
     def of(cls, name: str, stats: Stats, note: str = "") -> Row:
@@ -72,6 +75,28 @@ class Row:
             data["ratio_kind"] = "speedup" if self.target is not None and self.target.op == ">=" else "slowdown"
         data["passed"] = self.passed
         return data
+
+
+def combine(runs: list[list[Row]]) -> list[Row]:
+    """Rows of repeated runs as one: medians of the runs' medians and ratios, with the ratio range."""
+    combined = []
+    for same in zip(*runs, strict=True):
+        first = same[0]
+        ratios = [r.ratio for r in same if r.ratio is not None]
+        combined.append(
+            Row(
+                first.name,
+                sum(r.n for r in same),
+                statistics.median(r.median_us for r in same),
+                statistics.median(r.p90_us for r in same),
+                first.baseline,
+                statistics.median(ratios) if ratios else None,
+                first.target,
+                first.note,
+                (min(ratios), max(ratios)) if ratios else None,
+            )
+        )
+    return combined
 
 
 def environment(extra: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +155,7 @@ def table(rows: list[Row]) -> str:
                 f"{row.median_us:,.1f}",
                 f"{row.p90_us:,.1f}",
                 row.baseline or row.note,
-                "" if row.ratio is None else f"{row.ratio:.2f}x",
+                _ratio(row),
                 str(row.target or ""),
                 result,
             )
@@ -145,6 +170,15 @@ def table(rows: list[Row]) -> str:
     out = [fmt(line) for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(s.rstrip() for s in out)
+
+
+def _ratio(row: Row) -> str:
+    if row.ratio is None:
+        return ""
+    if row.ratio_range is None:
+        return f"{row.ratio:.2f}x"
+    low, high = row.ratio_range
+    return f"{row.ratio:.2f}x ({low:.2f}-{high:.2f})"
 
 
 def write_json(path: Path, env: dict[str, Any], rows: list[Row]) -> None:

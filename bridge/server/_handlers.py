@@ -38,7 +38,10 @@ def error_detail(exc: BridgeError) -> pb.ErrorDetail:
 
 
 class SplitRequest(NamedTuple):
-    """A request whose leading `array_data` bytes were sliced off rather than parsed (see bridge._framing)."""
+    """A request whose leading `array_data` bytes were sliced off rather than parsed (see bridge._framing).
+
+    Requests without leading array bytes arrive as plain messages.
+    """
 
     message: Message
     array_data: memoryview | None
@@ -63,9 +66,10 @@ def _lenient(message_class: type[Message], split_field: int | None) -> Callable[
             if split_field is None:
                 return message_class.FromString(data)
             if not data.startswith(tag):  # most requests: no leading array bytes
-                return SplitRequest(message_class.FromString(data), None)
+                return message_class.FromString(data)
             array_data, rest = split_leading_field(data, split_field, tag)
-            return SplitRequest(message_class.FromString(rest), array_data)
+            message = message_class.FromString(rest)
+            return message if array_data is None else SplitRequest(message, array_data)
         except DecodeError as exc:
             return _Undecodable(str(exc))
 

@@ -357,9 +357,11 @@ class BridgeServicer:
 
     # ------------------------------------------------------------ writes
 
-    async def SetVariable(self, split: SplitRequest, context: Ctx) -> pb.SetVariableResponse:
-        request, array_data = split
-        if request.array_data:  # sent inside the message rather than leading it
+    async def SetVariable(self, request: pb.SetVariableRequest | SplitRequest, context: Ctx) -> pb.SetVariableResponse:
+        array_data: memoryview | bytes | None = None
+        if isinstance(request, SplitRequest):
+            request, array_data = request
+        elif request.array_data:  # sent inside the message rather than leading it
             array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
