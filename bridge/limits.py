@@ -25,8 +25,6 @@ class Limits:
     max_sessions: int = 10_000
     max_history_per_variable: int = 1_000
     max_history_bytes: int = 64 * 1024 * 1024  # per variable; the current version is always kept
-    max_events_per_session: int = 10_000
-    max_event_bytes: int = 128 * 1024 * 1024  # per session; the newest revision is always kept
     max_list_items: int = 1_000_000
     max_nesting_depth: int = 32
     max_metadata_entries: int = 64

@@ -8,7 +8,6 @@ from ._interface import Store, Transaction
 from ._memory import MemoryStore
 from ._records import (
     AccessRuleRecord,
-    Event,
     SessionRecord,
     StoredValue,
     VariableRecord,
@@ -30,7 +29,6 @@ def open_store(name: str = "memory", limits: Limits = DEFAULT_LIMITS) -> Store:
 __all__ = [
     "BACKENDS",
     "AccessRuleRecord",
-    "Event",
     "MemoryStore",
     "SessionRecord",
     "Store",

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..limits import DEFAULT_LIMITS, Limits
-from ._records import Event, SessionRecord, VariableRecord, VariableStatsRecord
+from ._records import SessionRecord, VariableRecord, VariableStatsRecord
 
 T = TypeVar("T")
 
@@ -54,7 +54,11 @@ class Transaction(ABC):
 
 
 class Store(ABC):
-    """Sessions, variables, history and events. Backends differ only in where they keep them."""
+    """Sessions, variables and their history. Backends differ only in where they keep them.
+
+    The session event log that watch needs (resume from a revision, OUT_OF_RANGE once
+    compacted) arrives with the watch issue; it hooks in where a commit applies its records.
+    """
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
@@ -141,10 +145,6 @@ class Store(ABC):
     @abstractmethod
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
         """Retained versions (each the variable's record as it was), newest first."""
-
-    @abstractmethod
-    async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:
-        """Events after `revision`, oldest first, and the oldest revision still retained."""
 
     @abstractmethod
     async def close(self) -> None:

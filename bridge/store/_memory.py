@@ -13,7 +13,7 @@ from typing import TypeVar
 from ..errors import SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._interface import Store, Transaction
-from ._records import Event, SessionRecord, VariableRecord, VariableStatsRecord
+from ._records import SessionRecord, VariableRecord, VariableStatsRecord
 
 T = TypeVar("T")
 
@@ -30,10 +30,6 @@ class _Session:
     by_name: dict[str, VariableRecord] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     revision: int = 0
-    events: deque[Event] = field(default_factory=deque)
-    event_bytes: int = 0
-    #: Revisions at or below this have been dropped from `events`.
-    compacted: int = 0
 
 
 class _MemoryTransaction(Transaction):
@@ -96,7 +92,7 @@ class MemoryStore(Store):
         self._sessions: dict[str, _Session] = {}
         self._ids: dict[str, VariableRecord] = {}
         self._history: dict[str, _History] = {}
-        self._stats: dict[str, list[int]] = {}
+        self._reads: dict[str, int] = {}  # variable ID -> reads served (writes are its version)
 
     # -- sessions
 
@@ -134,7 +130,7 @@ class MemoryStore(Store):
     def _forget(self, variable_id: str) -> None:
         self._ids.pop(variable_id, None)
         self._history.pop(variable_id, None)
-        self._stats.pop(variable_id, None)
+        self._reads.pop(variable_id, None)
 
     # -- writes
 
@@ -158,26 +154,18 @@ class MemoryStore(Store):
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
             if record is not None:
-                self._apply(session, revision, record, old)
+                self._apply(session, record)
                 continue
             assert old is not None
             del session.by_name[old.name]
             self._forget(vid)
-            self._log(session, Event(revision, "delete", None, old, old.value.nbytes))
 
-    def _apply(self, session: _Session, revision: int, record: VariableRecord, old: VariableRecord | None) -> None:
-        """Stores a created or updated variable, with its history, stats and event."""
+    def _apply(self, session: _Session, record: VariableRecord) -> None:
+        """Stores a created or updated variable and appends it to its history."""
         vid = record.id
-        session.by_name[record.name] = record  # names never change, so this replaces `old`
+        session.by_name[record.name] = record  # names never change, so this replaces the old version
         self._ids[vid] = record
-        size = record.value.nbytes
-        self._remember(vid, record, size)
-        counts = self._stats.get(vid)
-        if counts is None:
-            self._stats[vid] = [0, 1]
-        else:
-            counts[1] += 1
-        self._log(session, Event(revision, "update" if old is not None else "create", record, old, size))
+        self._remember(vid, record)
 
     async def update(
         self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
@@ -195,37 +183,22 @@ class MemoryStore(Store):
         revision = session.revision + 1
         updated = make(record, revision, time.time())
         session.revision = revision
-        self._apply(session, revision, updated, record)
+        self._apply(session, updated)
         return updated, revision
 
-    def _remember(self, vid: str, record: VariableRecord, size: int) -> None:
+    def _remember(self, vid: str, record: VariableRecord) -> None:
         """Appends to the variable's history, dropping its oldest versions past the count or byte budget."""
         history = self._history.get(vid)
         if history is None:
             history = self._history[vid] = _History()
         entries = history.entries
         entries.append(record)
-        history.nbytes += size
+        history.nbytes += record.value.nbytes
         limits = self.limits
         while len(entries) > 1 and (
             len(entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
         ):
             history.nbytes -= entries.popleft().value.nbytes
-
-    def _log(self, session: _Session, event: Event) -> None:
-        """Appends to the event log; an event's value is shared with history, so it is counted once."""
-        events = session.events
-        events.append(event)
-        session.event_bytes += event.nbytes
-        limits = self.limits
-        # Compact whole revisions only, so a batch's events are never split; the newest stays.
-        while events[0].revision < event.revision and (
-            len(events) > limits.max_events_per_session or session.event_bytes > limits.max_event_bytes
-        ):
-            dropped = events[0].revision
-            while events and events[0].revision == dropped:
-                session.event_bytes -= events.popleft().nbytes
-            session.compacted = dropped
 
     # -- reads
 
@@ -246,7 +219,7 @@ class MemoryStore(Store):
     async def count_reads(self, variable_ids: list[str]) -> None:
         for vid in variable_ids:
             if vid in self._ids:
-                self._stats.setdefault(vid, [0, 0])[0] += 1
+                self._reads[vid] = self._reads.get(vid, 0) + 1
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         session = self._sessions.get(session_id)
@@ -261,16 +234,10 @@ class MemoryStore(Store):
         """Nothing to release: the data goes with the process."""
 
     async def stats(self, variable_id: str) -> VariableStatsRecord:
-        reads, writes = self._stats.get(variable_id, (0, 0))
-        return VariableStatsRecord(read_count=reads, write_count=writes)
+        record = self._ids.get(variable_id)
+        return VariableStatsRecord(self._reads.get(variable_id, 0), record.version if record is not None else 0)
 
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
         history = self._history.get(variable_id)
         entries = list(reversed(history.entries)) if history else []
         return entries[offset : offset + limit]
-
-    async def events_since(self, session_id: str, revision: int) -> tuple[list[Event], int]:
-        session = self._sessions.get(session_id)
-        if session is None:
-            return [], 0
-        return [e for e in session.events if e.revision > revision], session.compacted + 1

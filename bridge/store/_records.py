@@ -1,4 +1,4 @@
-"""What a store holds: sessions, variables (each version a record), and the session event log.
+"""What a store holds: sessions, and variables (each version a record).
 
 Records are immutable NamedTuples: a write makes a new one, and a tuple builds several
 times faster than a frozen dataclass on the write path. Values are kept in their wire form
@@ -8,7 +8,7 @@ backend stores exactly the bytes a client sent. A variable's history is its past
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 from .._proto import bridge_pb2 as pb
 
@@ -99,30 +99,8 @@ class VariableRecord(NamedTuple):
         )
 
 
-EventKind = Literal["create", "update", "delete"]
-
-
-class Event(NamedTuple):
-    """One change in a session's event log; the events of one write share its revision.
-
-    `record` is the variable after the change (None for a delete), `previous` before it
-    (None for a create): old and new values, versions, writer and metadata all come from them.
-    """
-
-    revision: int
-    kind: EventKind
-    record: VariableRecord | None
-    previous: VariableRecord | None
-    nbytes: int = 0  # value bytes this event holds beyond history (counted against the log's budget)
-
-    @property
-    def current(self) -> VariableRecord:
-        """Whichever record the event has: the new one, or for a delete the last one."""
-        record = self.record if self.record is not None else self.previous
-        assert record is not None
-        return record
-
-
 class VariableStatsRecord(NamedTuple):
+    """Reads served, and writes applied (which is the variable's version)."""
+
     read_count: int = 0
     write_count: int = 0

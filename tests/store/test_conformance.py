@@ -22,7 +22,7 @@ def unstored(value: StoredValue) -> object:
     return decode(value.to_pb())
 
 
-LIMITS = Limits(max_history_per_variable=5, max_events_per_session=6, max_history_bytes=4096, max_event_bytes=8192)
+LIMITS = Limits(max_history_per_variable=5, max_history_bytes=4096)
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -99,9 +99,8 @@ async def test_a_transaction_is_one_revision(store: Store) -> None:
     sid = await new_session(store)
     await create(store, sid, a=1, b=2)
     assert (await store.revision(sid)) == 1
-    events, oldest = await store.events_since(sid, 0)
-    assert [(e.revision, e.kind, e.current.name) for e in events] == [(1, "create", "a"), (1, "create", "b")]
-    assert oldest == 1
+    records = [await store.get_variable(sid, n) for n in ("a", "b")]
+    assert [(r.create_revision, r.mod_revision, r.version) for r in records] == [(1, 1, 1), (1, 1, 1)]
 
 
 async def test_a_failing_body_applies_nothing(store: Store) -> None:
@@ -132,8 +131,7 @@ async def test_reads_inside_a_transaction_see_staged_writes(store: Store) -> Non
 
     assert await store.transact(sid, body) == ((1, 2, True), 2)
     assert [r.name for r in await store.list_variables(sid)] == ["b"]
-    events, _ = await store.events_since(sid, 1)
-    assert [(e.kind, e.current.name) for e in events] == [("create", "b"), ("delete", "a")]
+    assert await store.revision(sid) == 2
 
 
 async def test_updates_keep_versions_history_and_old_values(store: Store) -> None:
@@ -151,11 +149,6 @@ async def test_updates_keep_versions_history_and_old_values(store: Store) -> Non
         (1, 0, 1),
     ]
     assert [h.version for h in await store.history(a.id, limit=2, offset=1)] == [3, 2]
-    events, _ = await store.events_since(sid, 2)
-    assert [(e.revision, unstored(e.previous.value), unstored(e.record.value)) for e in events] == [
-        (3, 1, 2),
-        (4, 2, 3),
-    ]
 
 
 async def test_history_is_bounded_newest_kept(store: Store) -> None:
@@ -165,16 +158,6 @@ async def test_history_is_bounded_newest_kept(store: Store) -> None:
         await bump(store, sid, "a")
     a = await store.get_variable(sid, "a")
     assert [h.version for h in await store.history(a.id)] == [10, 9, 8, 7, 6]
-
-
-async def test_event_log_compacts_whole_revisions_and_reports_oldest(store: Store) -> None:
-    sid = await new_session(store)
-    await create(store, sid, a=0, b=0, c=0)  # revision 1: three events
-    for _ in range(5):
-        await bump(store, sid, "a")  # revisions 2..6
-    events, oldest = await store.events_since(sid, 0)
-    assert oldest == 2
-    assert [e.revision for e in events] == [2, 3, 4, 5, 6]
 
 
 async def test_lookup_by_name_or_id_is_scoped_to_the_session(store: Store) -> None:
@@ -245,7 +228,7 @@ async def test_values_are_kept_as_sent(store: Store) -> None:
     assert (await store.get_variable(sid, "arr")).value == value
 
 
-async def test_history_and_events_are_bounded_in_bytes_keeping_the_newest(store: Store) -> None:
+async def test_history_is_bounded_in_bytes_keeping_the_newest(store: Store) -> None:
     sid = await new_session(store)
     await create(store, sid, blob=0)
 
@@ -260,10 +243,8 @@ async def test_history_and_events_are_bounded_in_bytes_keeping_the_newest(store:
         await write_blob(1500)  # 3 x ~1.5 KB in a 4 KB history budget
     blob = await store.get_variable(sid, "blob")
     assert [h.version for h in await store.history(blob.id)] == [4, 3]
-    await write_blob(10_000)  # alone over both budgets: still kept
+    await write_blob(10_000)  # alone over the budget: still kept
     assert [h.version for h in await store.history(blob.id)] == [5]
-    events, oldest = await store.events_since(sid, 0)
-    assert [e.revision for e in events] == [5] and oldest == 5
 
 
 async def test_a_transaction_that_stages_nothing_is_not_pending(store: Store) -> None:
@@ -287,8 +268,7 @@ async def test_update_writes_one_variable_as_one_revision(store: Store) -> None:
     assert (unstored(updated.value), updated.version, revision) == (2, 2, 2)
     assert await store.update(sid, "missing", plus_one) is None
     assert (await store.revision(sid)) == 2
-    events, _ = await store.events_since(sid, 1)
-    assert [(e.kind, e.revision) for e in events] == [("update", 2)]
+    assert [h.version for h in await store.history(updated.id)] == [2, 1]
 
 
 async def test_a_failing_update_changes_nothing(store: Store) -> None:
