@@ -175,11 +175,9 @@ class MemoryStore(Store):
         session = self._sessions.get(session_id)
         if session is None or session.lock.locked():
             return await super().update(session_id, ref, make)
-        record = session.by_name.get(ref)
+        record = self._lookup(session, ref)
         if record is None:
-            record = self._ids.get(ref)
-            if record is None or record.session_id != session_id:
-                return None
+            return None
         revision = session.revision + 1
         updated = make(record, revision, time.time())
         session.revision = revision
@@ -202,16 +200,18 @@ class MemoryStore(Store):
 
     # -- reads
 
-    async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
-        session = self._sessions.get(session_id)
-        if session is None:
-            return None
+    def _lookup(self, session: _Session, ref: str) -> VariableRecord | None:
+        """The session's variable by name, else by ID."""
         record = session.by_name.get(ref)
         if record is None:
             record = self._ids.get(ref)
-            if record is not None and record.session_id != session_id:
-                record = None
+            if record is not None and record.session_id != session.record.session_id:
+                return None
         return record
+
+    async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
+        session = self._sessions.get(session_id)
+        return self._lookup(session, ref) if session is not None else None
 
     async def get_variable_by_id(self, variable_id: str) -> VariableRecord | None:
         return self._ids.get(variable_id)
