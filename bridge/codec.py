@@ -42,6 +42,10 @@ WIRE_DTYPES: frozenset[str] = frozenset(
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
+#: The field of SetVariableRequest and GetVariableResponse that carries array bytes outside the value.
+ARRAY_DATA_FIELD = pb.SetVariableRequest.DESCRIPTOR.fields_by_name["array_data"].number
+assert pb.GetVariableResponse.DESCRIPTOR.fields_by_name["array_data"].number == ARRAY_DATA_FIELD
+
 #: Most dimensions an array may have on the wire (numpy itself allows 64).
 MAX_NDIM = 32
 
@@ -53,9 +57,11 @@ def is_torch_tensor(value: object) -> bool:
 
 def torch_to_numpy(value: Any) -> np.ndarray:
     try:
-        return value.detach().cpu().numpy()
-    except TypeError as exc:  # e.g. bfloat16, which numpy cannot hold
-        raise VariableTypeError(f"cannot send torch dtype {value.dtype}: {exc}", rule="dtype") from exc
+        return value.detach().cpu().resolve_conj().resolve_neg().numpy()
+    except (TypeError, RuntimeError) as exc:  # bfloat16 (numpy cannot hold it), sparse layouts, ...
+        raise VariableTypeError(
+            f"cannot send this torch tensor ({value.dtype}, {value.layout}): {exc}", rule="dtype"
+        ) from exc
 
 
 def _little_endian(arr: np.ndarray) -> np.ndarray:
@@ -82,7 +88,7 @@ def array_payload(arr: np.ndarray) -> memoryview | bytes:
     arr = _little_endian(arr)
     if arr.nbytes == 0:
         return b""
-    return memoryview(arr.reshape(-1)).cast("B")
+    return memoryview(arr.reshape(-1)).cast("B").toreadonly()
 
 
 def array_into(target: pb.NDArray, arr: np.ndarray, framework: str = "") -> None:

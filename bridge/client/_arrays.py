@@ -7,12 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from .._framing import bytes_field_prefix, split_leading_field
+from .._framing import bytes_field_prefix, bytes_field_tag, split_leading_field
 from .._proto import bridge_pb2 as pb
-from ..codec import array_from_wire, array_header, array_payload, decode, is_torch_tensor, torch_to_numpy
+from ..codec import (
+    ARRAY_DATA_FIELD,
+    array_from_wire,
+    array_header,
+    array_payload,
+    decode,
+    is_torch_tensor,
+    torch_to_numpy,
+)
+from ..errors import ValidationError
 
-ARRAY_DATA_FIELD = pb.SetVariableRequest.DESCRIPTOR.fields_by_name["array_data"].number
-assert pb.GetVariableResponse.DESCRIPTOR.fields_by_name["array_data"].number == ARRAY_DATA_FIELD
+ARRAY_DATA_TAG = bytes_field_tag(ARRAY_DATA_FIELD)
 
 
 def is_array(value: object) -> bool:
@@ -28,8 +36,11 @@ def framed_set_request(request: pb.SetVariableRequest, value: Any) -> bytes:
 
 
 def split_get_response(raw: bytes) -> tuple[pb.GetVariableResponse, memoryview | None]:
-    array_data, rest = split_leading_field(raw, ARRAY_DATA_FIELD)
-    return pb.GetVariableResponse.FromString(rest), array_data
+    array_data, rest = split_leading_field(raw, ARRAY_DATA_FIELD, ARRAY_DATA_TAG)
+    response = pb.GetVariableResponse.FromString(rest)
+    if array_data and response.array_data:
+        raise ValidationError("the server sent array_data twice", rule="array_data")
+    return response, array_data or None
 
 
 def reply_value(response: pb.GetVariableResponse, array_data: memoryview | bytes | None = None) -> Any:

@@ -47,6 +47,7 @@ def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
                 return text[len(_PREFIX) :]
             raise AuthenticationError("authorization metadata must be 'Bearer <token>'", rule="token_format")
     raise AuthenticationError(
-        "missing session token: call initialize() first (metadata 'authorization: Bearer <token>')",
+        "missing session token: call initialize() first (request field session_token, "
+        "or metadata 'authorization: Bearer <token>')",
         rule="token_missing",
     )

@@ -6,11 +6,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from .._framing import bytes_field_prefix
 from .._proto import bridge_pb2 as pb
-from ..codec import encode_map
+from ..codec import ARRAY_DATA_FIELD, encode_map
 from ..limits import DEFAULT_LIMITS, Limits
 from ..store import VariableRecord, VariableStatsRecord
-
-ARRAY_DATA_FIELD = pb.GetVariableResponse.DESCRIPTOR.fields_by_name["array_data"].number
 
 
 def timestamp(seconds: float) -> Timestamp:
@@ -53,25 +51,25 @@ def variable_message(
     return msg
 
 
+def _reply(record: VariableRecord, info: pb.Variable | None) -> pb.GetVariableResponse:
+    """A GetVariable reply without any array bytes (those travel as array_data)."""
+    reply = pb.GetVariableResponse(version=record.version, mod_revision=record.mod_revision, info=info)
+    reply.value.MergeFromString(record.value.head)
+    return reply
+
+
 def fill_get_response(target: pb.GetVariableResponse, record: VariableRecord, info: pb.Variable | None) -> None:
-    """Fills one entry of a batch reply (single reads use `get_response_bytes`)."""
-    stored = record.value
-    target.value.MergeFromString(stored.head)
-    if stored.data is not None:
-        target.array_data = bytes(stored.data)
-    target.version = record.version
-    target.mod_revision = record.mod_revision
-    if info is not None:
-        target.info.CopyFrom(info)
+    """Fills one entry of a batch reply (single reads use `get_reply`)."""
+    target.MergeFrom(_reply(record, info))
+    if record.value.data is not None:
+        target.array_data = bytes(record.value.data)
 
 
 def get_reply(record: VariableRecord, info: pb.Variable | None) -> pb.GetVariableResponse | bytes:
     """A GetVariable reply. For an array, bytes assembled around the stored array bytes, which
     lead as `array_data` instead of being copied into messages (see bridge._framing)."""
-    stored = record.value
-    reply = pb.GetVariableResponse(version=record.version, mod_revision=record.mod_revision, info=info)
-    reply.value.MergeFromString(stored.head)
-    if stored.data is None:
+    reply = _reply(record, info)
+    data = record.value.data
+    if data is None:
         return reply
-    prefix = bytes_field_prefix(ARRAY_DATA_FIELD, len(stored.data))
-    return b"".join((prefix, stored.data, reply.SerializeToString()))
+    return b"".join((bytes_field_prefix(ARRAY_DATA_FIELD, len(data)), data, reply.SerializeToString()))

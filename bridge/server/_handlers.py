@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 
 from .._framing import bytes_field_tag, split_leading_field
 from .._proto import bridge_pb2 as pb
+from ..codec import ARRAY_DATA_FIELD
 from ..errors import ERROR_TRAILER_KEY, BridgeError, ValidationError
 
 log = logging.getLogger("dspex.server")
@@ -47,8 +48,11 @@ class SplitRequest(NamedTuple):
     array_data: memoryview | None
 
 
+#: A stored array is a view into its request's buffer; past this much else in that buffer, it is copied out.
+_MAX_PINNED_REST = 64 * 1024
+
 #: Requests whose array bytes may lead the message, by method, with the field that carries them.
-SPLIT_FIELDS = {"SetVariable": pb.SetVariableRequest.DESCRIPTOR.fields_by_name["array_data"].number}
+SPLIT_FIELDS = {"SetVariable": ARRAY_DATA_FIELD}
 
 
 class _Undecodable:
@@ -69,7 +73,11 @@ def _lenient(message_class: type[Message], split_field: int | None) -> Callable[
                 return message_class.FromString(data)
             array_data, rest = split_leading_field(data, split_field, tag)
             message = message_class.FromString(rest)
-            return message if array_data is None else SplitRequest(message, array_data)
+            if not array_data:  # absent, or empty (which proto3 reads as unset)
+                return message
+            if len(rest) > _MAX_PINNED_REST:
+                array_data = memoryview(bytes(array_data))  # don't let the stored view pin a large request
+            return SplitRequest(message, array_data)
         except DecodeError as exc:
             return _Undecodable(str(exc))
 

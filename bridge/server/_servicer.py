@@ -361,11 +361,13 @@ class BridgeServicer:
         array_data: memoryview | bytes | None = None
         if isinstance(request, SplitRequest):
             request, array_data = request
+            if request.array_data:  # protobuf would keep the later copy; refuse rather than guess
+                raise ValidationError("array_data appears more than once in the request", rule="array_data")
         elif request.array_data:  # sent inside the message rather than leading it
             array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
-        owner = session_id if ID_RE.fullmatch(ref) is None else await self._owner(session_id, ref, "write")
+        owner = await self._owner(session_id, ref, "write")
         metadata = decode_metadata(request.metadata, ref, self.limits) if request.HasField("metadata") else {}
         expected = request.expected_version
 

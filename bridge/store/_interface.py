@@ -27,11 +27,6 @@ class Transaction(ABC):
     #: The commit's timestamp (seconds since the epoch), shared by every staged write.
     now: float
 
-    @property
-    @abstractmethod
-    def pending(self) -> bool:
-        """Whether anything is staged, i.e. whether the commit will take `revision`."""
-
     @abstractmethod
     async def get(self, ref: str) -> VariableRecord | None:
         """The session's variable with this name, or with this ID, or None."""

@@ -42,10 +42,6 @@ class _MemoryTransaction(Transaction):
         self.originals: dict[str, VariableRecord | None] = {}
         self._staged_names: dict[str, str] = {}  # name -> variable ID, for staged records
 
-    @property
-    def pending(self) -> bool:
-        return bool(self.staged)
-
     def _current(self, vid: str) -> VariableRecord | None:
         if vid in self.staged:
             return self.staged[vid]

@@ -2,8 +2,9 @@
 
 Records are immutable NamedTuples: a write makes a new one, and a tuple builds several
 times faster than a frozen dataclass on the write path. Values are kept in their wire form
-(`StoredValue`: serialized bytes) so a read is answered without re-encoding, and every
-backend stores exactly the bytes a client sent. A variable's history is its past records.
+(`StoredValue`: serialized bytes, an array's bytes apart) so a read is answered without
+re-encoding; a value that validation left unchanged keeps the client's bytes. A variable's
+history is its past records.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 import numpy as np
 import pytest
 from helpers import bearer
@@ -98,3 +99,58 @@ async def test_arrays_come_back_read_only_and_torch_tensors_writable(session: Se
     with pytest.raises(ValueError, match="read-only"):
         back[0] = 2.0
     assert back.copy().flags.writeable
+
+
+def raw_method(session: SessionContext):
+    return session.channel.unary_unary(
+        "/dspex_bridge.v1.BridgeService/SetVariable", response_deserializer=pb.SetVariableResponse.FromString
+    )
+
+
+async def test_a_second_array_data_is_refused_not_guessed(session: SessionContext) -> None:
+    await session.register_variable("t", "tensor", np.zeros(2, dtype=np.uint8))
+    inner = pb.SetVariableRequest(ref="t", session_token=session.token, array_data=b"\x02\x02")
+    inner.value.array_value.dtype = "uint8"
+    inner.value.array_value.shape.append(2)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await raw_method(session)(bytes_field_prefix(16, 2) + b"\x01\x01" + inner.SerializeToString())
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "array_data appears more than once" in info.value.details()
+    assert np.array_equal(await session.get_variable("t"), np.zeros(2))
+
+
+async def test_an_empty_leading_array_data_means_absent(session: SessionContext) -> None:
+    await session.register_variable("f", "float", 1.0)
+    rest = pb.SetVariableRequest(ref="f", session_token=session.token, value=encode(2.0))
+    await raw_method(session)(bytes_field_prefix(16, 0) + rest.SerializeToString())
+    assert await session.get_variable("f") == 2.0
+
+
+async def test_a_small_array_does_not_pin_a_large_request(server, session: SessionContext) -> None:
+    if not hasattr(server, "store"):
+        pytest.skip("needs the in-process server's store")
+    await session.register_variable("t", "tensor", np.zeros(1, dtype=np.uint8))
+    request = pb.SetVariableRequest(ref="t", session_token=session.token)
+    request.value.array_value.dtype = "uint8"
+    request.value.array_value.shape.append(1)
+    request.metadata.entries.add(key="note").value.string_value = "x" * 1_000_000
+    await raw_method(session)(bytes_field_prefix(16, 1) + b"\x07" + request.SerializeToString())
+    data = (await server.store.get_variable(session.session_id, "t")).value.data
+    assert bytes(data) == b"\x07"
+    assert len(data.obj) < 1000  # a copy, not a view into the 1 MB request
+
+
+async def test_stored_array_bytes_are_read_only(server, session: SessionContext) -> None:
+    if not hasattr(server, "store"):
+        pytest.skip("needs the in-process server's store")
+    await session.register_variable("e", "embedding", np.array([3.0, 4.0]), constraints={"normalize": True})
+    record = await server.store.get_variable(session.session_id, "e")
+    [current] = await server.store.history(record.id)
+    assert isinstance(current.value.data, memoryview) and current.value.data.readonly
+
+
+async def test_conjugated_torch_tensors_are_sent_resolved(session: SessionContext) -> None:
+    torch = pytest.importorskip("torch")
+    t = torch.tensor([1 + 2j, 3 - 1j]).conj()
+    await session.register_variable("z", "tensor", t)
+    assert torch.equal(await session.get_variable("z"), t.resolve_conj())

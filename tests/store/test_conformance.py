@@ -247,13 +247,13 @@ async def test_history_is_bounded_in_bytes_keeping_the_newest(store: Store) -> N
     assert [h.version for h in await store.history(blob.id)] == [5]
 
 
-async def test_a_transaction_that_stages_nothing_is_not_pending(store: Store) -> None:
+async def test_a_transaction_that_stages_nothing_takes_no_revision(store: Store) -> None:
     sid = await new_session(store)
 
-    async def body(txn: Transaction) -> bool:
-        return txn.pending
+    async def body(txn: Transaction) -> int:
+        return txn.revision
 
-    assert await store.transact(sid, body) == (False, 0)
+    assert await store.transact(sid, body) == (1, 0)  # it would have taken 1
     assert (await store.revision(sid)) == 0
 
 
