@@ -12,7 +12,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -43,6 +43,14 @@ PROTOCOL_VERSION = "dspex_bridge.v1"
 
 Ctx = grpc.aio.ServicerContext
 _VERIFIED_TOKENS = 4096
+
+
+class _Written(NamedTuple):
+    """Who writes a batch, with the metadata recorded on every update of it."""
+
+    session_id: str
+    metadata: dict[str, Any]
+    metadata_bytes: int
 
 
 class _AtomicBatchFailed(Exception):
@@ -240,6 +248,7 @@ class BridgeServicer:
         now: float,
         expected_version: int = 0,
         array_data: memoryview | bytes | None = None,
+        metadata_bytes: int = 0,
     ) -> VariableRecord:
         if expected_version > 0 and record.version != expected_version:
             raise PreconditionFailedError(
@@ -248,12 +257,12 @@ class BridgeServicer:
                 rule="expected_version",
             )
         stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, self.limits, array_data)
-        return record.next_version(stored, revision, now, writer, metadata)
+        return record.next_version(stored, revision, now, writer, metadata, metadata_bytes)
 
-    def _write(
-        self, txn: Transaction, record: VariableRecord, value: pb.Value, writer: str, metadata: dict[str, Any]
-    ) -> VariableRecord:
-        updated = self._next_version(record, value, writer, metadata, txn.revision, txn.now)
+    def _write(self, txn: Transaction, record: VariableRecord, value: pb.Value, by: _Written) -> VariableRecord:
+        updated = self._next_version(
+            record, value, by.session_id, by.metadata, txn.revision, txn.now, metadata_bytes=by.metadata_bytes
+        )
         txn.put(updated)
         return updated
 
@@ -368,11 +377,16 @@ class BridgeServicer:
         session_id = await self._authenticate(request, context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
-        metadata = decode_metadata(request.metadata, ref, self.limits) if request.HasField("metadata") else {}
+        metadata, metadata_bytes = {}, 0
+        if request.HasField("metadata"):
+            metadata = decode_metadata(request.metadata, ref, self.limits)
+            metadata_bytes = request.metadata.ByteSize()
         expected = request.expected_version
 
         def make(record: VariableRecord, revision: int, now: float) -> VariableRecord:
-            return self._next_version(record, request.value, session_id, metadata, revision, now, expected, array_data)
+            return self._next_version(
+                record, request.value, session_id, metadata, revision, now, expected, array_data, metadata_bytes
+            )
 
         updated = await self.store.update(owner, ref, make)
         if updated is not None:
@@ -425,21 +439,20 @@ class BridgeServicer:
         if dupes:
             raise ValidationError(f"variables {dupes[:10]} appear more than once in one batch", rule="duplicate_refs")
         metadata = decode_metadata(request.metadata, "update_variables", self.limits)
+        written = _Written(session_id, metadata, request.metadata.ByteSize())
         response = pb.UpdateVariablesResponse()
         if request.atomic:
-            await self._update_atomic(session_id, updates, metadata, response)
+            await self._update_atomic(written, updates, response)
         else:
-            await self._update_each(session_id, updates, metadata, response)
+            await self._update_each(written, updates, response)
         response.revision = await self.store.revision(session_id)
         return response
 
     async def _update_atomic(
-        self,
-        session_id: str,
-        updates: list[tuple[str, pb.Value]],
-        metadata: dict[str, Any],
-        response: pb.UpdateVariablesResponse,
+        self, by: _Written, updates: list[tuple[str, pb.Value]], response: pb.UpdateVariablesResponse
     ) -> None:
+        session_id = by.session_id
+
         async def body(txn: Transaction) -> dict[str, int]:
             errors: dict[str, BridgeError] = {}
             versions: dict[str, int] = {}
@@ -460,7 +473,7 @@ class BridgeServicer:
                             rule="duplicate_refs",
                         )
                     written[record.id] = ref
-                    versions[ref] = self._write(txn, record, value, session_id, metadata).version
+                    versions[ref] = self._write(txn, record, value, by).version
                 except BridgeError as exc:
                     errors[ref] = exc
             if errors:
@@ -480,12 +493,10 @@ class BridgeServicer:
             response.results[ref].CopyFrom(pb.UpdateResult(ok=True, version=version))
 
     async def _update_each(
-        self,
-        session_id: str,
-        updates: list[tuple[str, pb.Value]],
-        metadata: dict[str, Any],
-        response: pb.UpdateVariablesResponse,
+        self, by: _Written, updates: list[tuple[str, pb.Value]], response: pb.UpdateVariablesResponse
     ) -> None:
+        session_id = by.session_id
+
         for ref, value in updates:
             try:
                 owner = await self._owner(session_id, ref, "write")
@@ -493,7 +504,7 @@ class BridgeServicer:
                     owner,
                     ref,
                     lambda record, revision, now, value=value: self._next_version(
-                        record, value, session_id, metadata, revision, now
+                        record, value, session_id, by.metadata, revision, now, metadata_bytes=by.metadata_bytes
                     ),
                 )
                 if updated is None:

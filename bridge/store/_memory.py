@@ -187,12 +187,12 @@ class MemoryStore(Store):
             history = self._history[vid] = _History()
         entries = history.entries
         entries.append(record)
-        history.nbytes += record.value.nbytes
+        history.nbytes += record.nbytes
         limits = self.limits
         while len(entries) > 1 and (
             len(entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
         ):
-            history.nbytes -= entries.popleft().value.nbytes
+            history.nbytes -= entries.popleft().nbytes
 
     # -- reads
 

@@ -76,9 +76,22 @@ class VariableRecord(NamedTuple):
     updated_at: float
     updated_by: str
     last_update_metadata: dict[str, Any]
+    #: Wire size of last_update_metadata: history budgets count it with the value.
+    metadata_bytes: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """What keeping this version costs, roughly: its value and its write's metadata."""
+        return self.value.nbytes + self.metadata_bytes
 
     def next_version(
-        self, value: StoredValue, revision: int, now: float, writer: str, metadata: dict[str, Any]
+        self,
+        value: StoredValue,
+        revision: int,
+        now: float,
+        writer: str,
+        metadata: dict[str, Any],
+        metadata_bytes: int = 0,
     ) -> VariableRecord:
         return VariableRecord(
             self.id,
@@ -97,6 +110,7 @@ class VariableRecord(NamedTuple):
             now,
             writer,
             metadata,
+            metadata_bytes,
         )
 
 

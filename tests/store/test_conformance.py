@@ -302,3 +302,16 @@ async def test_updates_and_transactions_interleave_without_lost_writes(store: St
     await asyncio.gather(slow, *quick)
     counter = await store.get_variable(sid, "counter")
     assert (unstored(counter.value), counter.version) == (11, 12)
+
+
+async def test_history_budget_counts_each_writes_metadata(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=0)
+
+    def with_big_metadata(record: VariableRecord, revision: int, now: float) -> VariableRecord:
+        return record.next_version(record.value, revision, now, "w", {"note": "x" * 3000}, metadata_bytes=3010)
+
+    for _ in range(3):
+        await store.update(sid, "a", with_big_metadata)
+    a = await store.get_variable(sid, "a")
+    assert [h.version for h in await store.history(a.id)] == [4]  # 3 KB each in a 4 KB budget
