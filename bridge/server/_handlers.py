@@ -110,9 +110,9 @@ def _guarded(name: str, method: Callable[[Any, grpc.aio.ServicerContext], Awaita
     return rpc
 
 
-def service_handler(servicer: object) -> grpc.GenericRpcHandler:
-    """BridgeService's handlers: each method of `servicer`, parsed leniently and guarded."""
-    handlers = {
+def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
+    """BridgeService's handlers by method name: each method of `servicer`, parsed leniently and guarded."""
+    return {
         m.name: grpc.unary_unary_rpc_method_handler(
             _guarded(m.name, getattr(servicer, m.name)),
             request_deserializer=_lenient(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)),
@@ -120,4 +120,3 @@ def service_handler(servicer: object) -> grpc.GenericRpcHandler:
         )
         for m in SERVICE.methods
     }
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
