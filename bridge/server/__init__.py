@@ -3,7 +3,8 @@
 from ._app import BridgeServer
 from ._cli import main
 from ._logging import JsonFormatter, configure_logging
-from ._servicer import PROTOCOL_VERSION, BridgeServicer
+from ._servicer import BridgeServicer
+from ._sessions import PROTOCOL_VERSION
 
 __all__ = [
     "PROTOCOL_VERSION",
