@@ -14,10 +14,11 @@ from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeErr
 from ..limits import channel_options, check_name
 from ..types import infer_type
 from ._arrays import framed_set_request, is_array, reply_value, serialize, split_get_response
-from ._convert import fill_spec, variable_info
+from ._convert import fill_spec, to_datetime, variable_info
 from ._rpc import call, raise_translated
 
 SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
+_MAX_COUNTED_REFS = 100_000
 
 _SPEC_KEYS = {"name", "type", "initial_value", "constraints", "metadata", "dependencies", "access_rules"}
 
@@ -91,7 +92,7 @@ class SessionContext:
     async def heartbeat(self) -> dict[str, Any]:
         """Keeps the session alive; returns its revision and expiry."""
         response = await self._call(self._stub.Heartbeat, pb.HeartbeatRequest(), "heartbeat")
-        return {"revision": response.revision, "expires_at": response.expires_at.ToDatetime()}
+        return {"revision": response.revision, "expires_at": to_datetime(response.expires_at)}
 
     async def cleanup(self) -> int:
         """Ends the session on the server; returns how many variables were deleted."""
@@ -189,10 +190,10 @@ class SessionContext:
 
     def _count_miss(self, ref: str) -> None:
         counts = self._reads.get(ref)
-        if counts is None:
-            self._reads[ref] = [0, 1]
-        else:
+        if counts is not None:
             counts[1] += 1
+        elif len(self._reads) < _MAX_COUNTED_REFS:  # refs are client-chosen: bound what is remembered
+            self._reads[ref] = [0, 1]
 
     def _client_stats(self, ref: str) -> dict[str, int]:
         hits, misses = self._reads.get(ref, (0, 0))
