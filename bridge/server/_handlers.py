@@ -85,8 +85,12 @@ def _lenient(message_class: type[Message], split_field: int | None) -> Callable[
 
 
 def _serialize(response: Message | bytes) -> bytes:
-    """Responses are messages, or bytes a method already framed (GetVariable)."""
+    """GetVariable answers with a message, or with bytes it already framed around an array."""
     return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+#: Methods whose responses may be pre-framed bytes; the others serialize in C, with no Python call.
+FRAMED_RESPONSES = {"GetVariable"}
 
 
 def _guarded(name: str, method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Any]:
@@ -116,7 +120,9 @@ def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
         m.name: grpc.unary_unary_rpc_method_handler(
             _guarded(m.name, getattr(servicer, m.name)),
             request_deserializer=_lenient(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)),
-            response_serializer=_serialize,
+            response_serializer=(
+                _serialize if m.name in FRAMED_RESPONSES else getattr(pb, m.output_type.name).SerializeToString
+            ),
         )
         for m in SERVICE.methods
     }
