@@ -50,7 +50,3 @@ def reply_value(response: pb.GetVariableResponse, array_data: memoryview | bytes
     if array_data is not None and response.value.WhichOneof("kind") == "array_value":
         return array_from_wire(response.value.array_value, native=True, data=array_data)
     return decode(response.value)
-
-
-def serialize(request: pb.SetVariableRequest | bytes) -> bytes:
-    return request if isinstance(request, bytes) else request.SerializeToString()

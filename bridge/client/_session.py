@@ -13,7 +13,7 @@ from ..codec import encode_into, map_into
 from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeError
 from ..limits import channel_options, check_name
 from ..types import infer_type
-from ._arrays import framed_set_request, is_array, reply_value, serialize, split_get_response
+from ._arrays import framed_set_request, is_array, reply_value, split_get_response
 from ._convert import fill_spec, to_datetime, variable_info
 from ._rpc import call, raise_translated
 
@@ -67,9 +67,12 @@ class SessionContext:
         )
         self._set = channel.unary_unary(
             f"/{SERVICE}/SetVariable",
-            request_serializer=serialize,
+            request_serializer=pb.SetVariableRequest.SerializeToString,
             response_deserializer=None,  # set_variable returns nothing: the reply is not parsed
             _registered_method=True,
+        )
+        self._set_framed = channel.unary_unary(  # requests already framed as bytes around an array
+            f"/{SERVICE}/SetVariable", response_deserializer=None, _registered_method=True
         )
         self._token = ""  # set by initialize(); sent in each request's session_token field
         #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
@@ -267,11 +270,10 @@ class SessionContext:
             map_into(request.metadata, metadata)
         if is_array(value):
             request.session_token = self._session_token("set_variable")
-            wire: pb.SetVariableRequest | bytes = framed_set_request(request, value)
+            await self._call(self._set_framed, framed_set_request(request, value), "set_variable", name)
         else:
             encode_into(request.value, value)
-            wire = request
-        await self._call(self._set, wire, "set_variable", name)
+            await self._call(self._set, request, "set_variable", name)
 
     async def update_variables(
         self, updates: dict[str, Any], metadata: dict[str, str] | None = None, atomic: bool = True
