@@ -21,6 +21,7 @@ T = TypeVar("T")
 @dataclass(slots=True)
 class _History:
     entries: deque[VariableRecord] = field(default_factory=deque)
+    sizes: deque[int] = field(default_factory=deque)  # apart, so evicting never reads a cold record
     nbytes: int = 0
 
 
@@ -185,14 +186,17 @@ class MemoryStore(Store):
         history = self._history.get(vid)
         if history is None:
             history = self._history[vid] = _History()
-        entries = history.entries
+        entries, sizes = history.entries, history.sizes
+        size = record.nbytes
         entries.append(record)
-        history.nbytes += record.nbytes
+        sizes.append(size)
+        history.nbytes += size
         limits = self.limits
         while len(entries) > 1 and (
             len(entries) > limits.max_history_per_variable or history.nbytes > limits.max_history_bytes
         ):
-            history.nbytes -= entries.popleft().nbytes
+            entries.popleft()
+            history.nbytes -= sizes.popleft()
 
     # -- reads
 

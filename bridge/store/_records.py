@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 from .._proto import bridge_pb2 as pb
 
+_new_tuple = tuple.__new__
+
 
 class StoredValue(NamedTuple):
     """A value as kept: its serialized wire `Value`, with a top-level array's bytes held apart.
@@ -93,24 +95,28 @@ class VariableRecord(NamedTuple):
         metadata: dict[str, Any],
         metadata_bytes: int = 0,
     ) -> VariableRecord:
-        return VariableRecord(
-            self.id,
-            self.session_id,
-            self.name,
-            self.type,
-            value,
-            self.constraints,
-            self.metadata,
-            self.dependencies,
-            self.access_rules,
-            self.version + 1,
-            self.create_revision,
-            revision,
-            self.created_at,
-            now,
-            writer,
-            metadata,
-            metadata_bytes,
+        # tuple.__new__ directly: the generated __new__ binds 17 arguments in Python, on every write.
+        return _new_tuple(
+            VariableRecord,
+            (
+                self.id,
+                self.session_id,
+                self.name,
+                self.type,
+                value,
+                self.constraints,
+                self.metadata,
+                self.dependencies,
+                self.access_rules,
+                self.version + 1,
+                self.create_revision,
+                revision,
+                self.created_at,
+                now,
+                writer,
+                metadata,
+                metadata_bytes,
+            ),
         )
 
 
