@@ -27,7 +27,7 @@ from ._access import parse_rules, require
 from ._convert import fill_get_response, get_reply, variable_message
 from ._handlers import SplitRequest, error_detail
 from ._sessions import Ctx, SessionServicer
-from ._values import coerce_wire, decode_metadata, decode_value
+from ._values import NO_METADATA, coerce_wire, decode_metadata, decode_value
 
 
 class _Written(NamedTuple):
@@ -239,7 +239,7 @@ class BridgeServicer(SessionServicer):
         session_id = await self._authenticate(request, context)
         ref = request.ref
         owner = await self._owner(session_id, ref, "write")
-        metadata, metadata_bytes = {}, 0
+        metadata, metadata_bytes = NO_METADATA, 0
         if request.HasField("metadata"):
             metadata = decode_metadata(request.metadata, ref, self.limits)
             metadata_bytes = request.metadata.ByteSize()

@@ -14,6 +14,9 @@ from ..store import StoredValue
 from ..types import VariableType
 
 _SCALARS = frozenset({"float_value", "int_value", "string_value", "bool_value"})
+#: The metadata of a write that sent none: one shared dict (records are never mutated), not one per write.
+NO_METADATA: dict[str, Any] = {}
+
 _NULL = StoredValue(pb.Value(null_value=pb.NULL_VALUE).SerializeToString())
 
 
@@ -73,7 +76,7 @@ def coerce_wire(
 def decode_metadata(msg: pb.MapValue, var: str, limits: Limits, what: str = "metadata") -> dict[str, Any]:
     """Metadata (and constraints) are small plain data: bounded in entries and depth, free of arrays."""
     if not msg.entries:
-        return {}
+        return NO_METADATA
     check_count(len(msg.entries), limits.max_metadata_entries, f"{var}: {what} entries", "max_metadata_entries")
     try:
         metadata = decode_map(msg, native=False, limits=limits)
