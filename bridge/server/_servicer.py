@@ -238,7 +238,8 @@ class BridgeServicer(SessionServicer):
             array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
-        owner = await self._owner(session_id, ref, "write")
+        # A name is always this session's: no lookup (and no coroutine) on the commonest write.
+        owner = session_id if ID_RE.fullmatch(ref) is None else await self._owner(session_id, ref, "write")
         metadata, metadata_bytes = NO_METADATA, 0
         if request.HasField("metadata"):
             metadata = decode_metadata(request.metadata, ref, self.limits)

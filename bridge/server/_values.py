@@ -13,6 +13,7 @@ from ..limits import Limits, check_count
 from ..store import StoredValue
 from ..types import VariableType
 
+_new_tuple = tuple.__new__
 _SCALARS = frozenset({"float_value", "int_value", "string_value", "bool_value"})
 #: The metadata of a write that sent none: one shared dict (records are never mutated), not one per write.
 NO_METADATA: dict[str, Any] = {}
@@ -69,7 +70,7 @@ def coerce_wire(
         array_header(head.array_value, coerced, framework)
         return StoredValue(head.SerializeToString(), array_payload(coerced))
     if coerced is decoded:
-        return StoredValue(value.SerializeToString())
+        return _new_tuple(StoredValue, (value.SerializeToString(), None))  # StoredValue(...), minus its Python __new__
     return StoredValue(encode(coerced, limits).SerializeToString())
 
 

@@ -187,7 +187,8 @@ class MemoryStore(Store):
         if history is None:
             history = self._history[vid] = _History()
         entries, sizes = history.entries, history.sizes
-        size = record.nbytes
+        value = record.value  # record.nbytes, spelled out: this runs on every write
+        size = len(value.head) + (len(value.data) if value.data is not None else 0) + record.metadata_bytes
         entries.append(record)
         sizes.append(size)
         history.nbytes += size
