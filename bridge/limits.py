@@ -9,6 +9,13 @@ from .errors import LimitExceededError, ValidationError
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 ID_RE = re.compile(r"var_[0-9a-f]{24}")
+_ID_LENGTH = 28
+
+
+def is_id(ref: str) -> bool:
+    """Whether `ref` has the form of a variable ID; the length test spares most names the regex."""
+    return len(ref) == _ID_LENGTH and ID_RE.fullmatch(ref) is not None
+
 
 #: Deepest nesting any value may have, whatever the configuration (protobuf's parser stops near 100).
 HARD_MAX_NESTING = 64

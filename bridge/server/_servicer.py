@@ -20,7 +20,7 @@ from ..errors import (
     VariableExistsError,
     VariableNotFoundError,
 )
-from ..limits import ID_RE, check_count, check_name, check_ref
+from ..limits import check_count, check_name, check_ref, is_id
 from ..store import Transaction, VariableRecord
 from ..types import TYPES, check_spec, infer_type
 from ._access import parse_rules, require
@@ -56,7 +56,7 @@ class BridgeServicer(SessionServicer):
         record = await self.store.get_variable(session_id, ref)
         if record is None:
             check_ref(ref, self.limits)  # before anything echoes it
-            if ID_RE.fullmatch(ref):
+            if is_id(ref):
                 record = await self.store.get_variable_by_id(ref)
                 if record is not None:
                     require(record, session_id, permission)
@@ -74,7 +74,7 @@ class BridgeServicer(SessionServicer):
 
     async def _owner(self, session_id: str, ref: str, permission: str) -> str:
         """The session holding `ref` for a write: this one, or another that granted access by ID."""
-        if ID_RE.fullmatch(ref) is None:  # a name: always this session's
+        if not is_id(ref):  # a name: always this session's
             return session_id
         record = await self._find(session_id, ref, permission)
         return record.session_id if record is not None else session_id
@@ -239,7 +239,7 @@ class BridgeServicer(SessionServicer):
         session_id = await self._authenticate(request, context)
         ref = request.ref
         # A name is always this session's: no lookup (and no coroutine) on the commonest write.
-        owner = session_id if ID_RE.fullmatch(ref) is None else await self._owner(session_id, ref, "write")
+        owner = await self._owner(session_id, ref, "write") if is_id(ref) else session_id
         metadata, metadata_bytes = NO_METADATA, 0
         if request.HasField("metadata"):
             metadata = decode_metadata(request.metadata, ref, self.limits)
