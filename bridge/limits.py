@@ -65,14 +65,14 @@ def check_name(name: object, what: str = "variable name", limits: Limits = DEFAU
             variable=name[:60],
             rule="name_pattern",
         )
-    if ID_RE.fullmatch(name):
+    if is_id(name):
         raise ValidationError(f"{what} {name!r} has the form of a variable ID, which is reserved", rule="name_reserved")
     return name
 
 
 def check_ref(ref: object, limits: Limits = DEFAULT_LIMITS) -> str:
     """A variable reference: an ID, or else a valid name (so echoing it in errors is safe)."""
-    if isinstance(ref, str) and ID_RE.fullmatch(ref):
+    if isinstance(ref, str) and is_id(ref):
         return ref
     return check_name(ref, "variable name", limits)
 
