@@ -63,7 +63,6 @@ class SessionContext:
             f"/{SERVICE}/GetVariable",
             request_serializer=pb.GetVariableRequest.SerializeToString,
             response_deserializer=split_get_response,
-            _registered_method=True,
         )
         self._set = channel.unary_unary(
             f"/{SERVICE}/SetVariable",
@@ -72,7 +71,7 @@ class SessionContext:
             _registered_method=True,
         )
         self._set_framed = channel.unary_unary(  # requests already framed as bytes around an array
-            f"/{SERVICE}/SetVariable", response_deserializer=None, _registered_method=True
+            f"/{SERVICE}/SetVariable", response_deserializer=None
         )
         self._token = ""  # set by initialize(); sent in each request's session_token field
         #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).

@@ -55,31 +55,22 @@ _MAX_PINNED_REST = 64 * 1024
 SPLIT_FIELDS = {"SetVariable": ARRAY_DATA_FIELD}
 
 
-class _Undecodable:
-    """Stands in for a request whose bytes did not parse, so the refusal goes through `_guarded`."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _lenient(message_class: type[Message], split_field: int | None) -> Callable[[bytes], Any]:
-    tag = bytes_field_tag(split_field) if split_field is not None else b""
+def _parser(message_class: type[Message], split_field: int | None) -> Callable[[bytes], Any]:
+    """The request parser of a method: protobuf's own, or one that slices leading array bytes off first."""
+    if split_field is None:
+        return message_class.FromString
+    tag = bytes_field_tag(split_field)
 
     def parse(data: bytes) -> Any:
-        try:
-            if split_field is None:
-                return message_class.FromString(data)
-            if not data.startswith(tag):  # most requests: no leading array bytes
-                return message_class.FromString(data)
-            array_data, rest = split_leading_field(data, split_field, tag)
-            message = message_class.FromString(rest)
-            if not array_data:  # absent, or empty (which proto3 reads as unset)
-                return message
-            if len(rest) > _MAX_PINNED_REST:
-                array_data = memoryview(bytes(array_data))  # don't let the stored view pin a large request
-            return SplitRequest(message, array_data)
-        except DecodeError as exc:
-            return _Undecodable(str(exc))
+        if not data.startswith(tag):  # most requests: no leading array bytes
+            return message_class.FromString(data)
+        array_data, rest = split_leading_field(data, split_field, tag)
+        message = message_class.FromString(rest)
+        if not array_data:  # absent, or empty (which proto3 reads as unset)
+            return message
+        if len(rest) > _MAX_PINNED_REST:
+            array_data = memoryview(bytes(array_data))  # don't let the stored view pin a large request
+        return SplitRequest(message, array_data)
 
     return parse
 
@@ -93,11 +84,18 @@ def _serialize(response: Message | bytes) -> bytes:
 FRAMED_RESPONSES = {"GetVariable"}
 
 
-def _guarded(name: str, method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Any]:
-    async def rpc(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _guarded(
+    name: str, parse: Callable[[bytes], Any], method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+) -> Callable[..., Any]:
+    """The handler of one method. Requests arrive as bytes and are parsed here, so that one that
+    does not parse is refused like any other bad input rather than by gRPC's generic UNKNOWN."""
+
+    async def rpc(data: bytes, context: grpc.aio.ServicerContext) -> Any:
         try:
-            if isinstance(request, _Undecodable):
-                raise ValidationError(f"{name}: the request could not be decoded ({request.reason})", rule="decode")
+            try:
+                request = parse(data)
+            except DecodeError as exc:
+                raise ValidationError(f"{name}: the request could not be decoded ({exc})", rule="decode") from None
             return await method(request, context)
         except BridgeError as exc:
             log.info("rpc refused", extra={"rpc": name, "kind": exc.kind, "error": exc.message[:500]})
@@ -115,11 +113,12 @@ def _guarded(name: str, method: Callable[[Any, grpc.aio.ServicerContext], Awaita
 
 
 def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
-    """BridgeService's handlers by method name: each method of `servicer`, parsed leniently and guarded."""
+    """BridgeService's handlers by method name: each method of `servicer`, parsed and guarded by `_guarded`."""
     return {
         m.name: grpc.unary_unary_rpc_method_handler(
-            _guarded(m.name, getattr(servicer, m.name)),
-            request_deserializer=_lenient(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)),
+            _guarded(
+                m.name, _parser(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)), getattr(servicer, m.name)
+            ),
             response_serializer=(
                 _serialize if m.name in FRAMED_RESPONSES else getattr(pb, m.output_type.name).SerializeToString
             ),
