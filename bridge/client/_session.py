@@ -30,6 +30,9 @@ def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channe
     return grpc.aio.insecure_channel(address, options=list(opts.items()))
 
 
+_SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+
+
 class SessionContext:
     """Variables of one session. Safe to share across asyncio tasks.
 
@@ -68,7 +71,6 @@ class SessionContext:
             f"/{SERVICE}/SetVariable",
             request_serializer=pb.SetVariableRequest.SerializeToString,
             response_deserializer=None,  # set_variable returns nothing: the reply is not parsed
-            _registered_method=True,
         )
         self._set_framed = channel.unary_unary(  # requests already framed as bytes around an array
             f"/{SERVICE}/SetVariable", response_deserializer=None
@@ -125,8 +127,8 @@ class SessionContext:
 
         `request` is a message (the token is filled in here) or bytes already framed with it.
         """
-        if not isinstance(request, bytes):
-            request.session_token = self._session_token(what)
+        if not isinstance(request, bytes) and not request.session_token:
+            request.session_token = self._token or self._session_token(what)  # no call once initialized
         try:
             return await rpc(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -261,13 +263,13 @@ class SessionContext:
         """Writes a variable; the server checks the value against its type and constraints."""
         if create_if_missing and not type_hint:
             type_hint = infer_type(value, name)
-        request = pb.SetVariableRequest(ref=name)
+        request = pb.SetVariableRequest(ref=name, session_token=self._token or self._session_token("set_variable"))
         if create_if_missing:
             request.create_if_missing = True
             request.type_hint = type_hint or ""
         if metadata:
             map_into(request.metadata, metadata)
-        if is_array(value):
+        if type(value) not in _SCALAR_TYPES and is_array(value):  # scalars, the commonest values, skip the checks
             request.session_token = self._session_token("set_variable")
             await self._call(self._set_framed, framed_set_request(request, value), "set_variable", name)
         else:
