@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._proto import bridge_pb2 as pb
@@ -100,31 +101,32 @@ class BridgeServicer(SessionServicer):
             "max_variables_per_session",
         )
 
-    def _next_version(
+    def _writer(
         self,
-        record: VariableRecord,
         value: pb.Value,
         writer: str,
         metadata: dict[str, Any],
-        revision: int,
-        now: float,
+        metadata_bytes: int = 0,
         expected_version: int = 0,
         array_data: memoryview | bytes | None = None,
-        metadata_bytes: int = 0,
-    ) -> VariableRecord:
-        if expected_version > 0 and record.version != expected_version:
-            raise PreconditionFailedError(
-                f"{record.name}: version is {record.version}, expected {expected_version}",
-                variable=record.name,
-                rule="expected_version",
-            )
-        stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, self.limits, array_data)
-        return record.next_version(stored, revision, now, writer, metadata, metadata_bytes)
+    ) -> Callable[[VariableRecord, int, float], VariableRecord]:
+        """The `make` of a write of `value`: the variable's next version, validated (see Store.update)."""
+        limits = self.limits
+
+        def make(record: VariableRecord, revision: int, now: float) -> VariableRecord:
+            if expected_version > 0 and record.version != expected_version:
+                raise PreconditionFailedError(
+                    f"{record.name}: version is {record.version}, expected {expected_version}",
+                    variable=record.name,
+                    rule="expected_version",
+                )
+            stored = coerce_wire(TYPES[record.type], value, record.constraints, record.name, limits, array_data)
+            return record.next_version(stored, revision, now, writer, metadata, metadata_bytes)
+
+        return make
 
     def _write(self, txn: Transaction, record: VariableRecord, value: pb.Value, by: _Written) -> VariableRecord:
-        updated = self._next_version(
-            record, value, by.session_id, by.metadata, txn.revision, txn.now, metadata_bytes=by.metadata_bytes
-        )
+        updated = self._writer(value, by.session_id, by.metadata, by.metadata_bytes)(record, txn.revision, txn.now)
         txn.put(updated)
         return updated
 
@@ -238,20 +240,19 @@ class BridgeServicer(SessionServicer):
             array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
-        # A name is always this session's: no lookup (and no coroutine) on the commonest write.
-        owner = await self._owner(session_id, ref, "write") if is_id(ref) else session_id
         metadata, metadata_bytes = NO_METADATA, 0
         if request.HasField("metadata"):
             metadata = decode_metadata(request.metadata, ref, self.limits)
             metadata_bytes = request.metadata.ByteSize()
         expected = request.expected_version
-
-        def make(record: VariableRecord, revision: int, now: float) -> VariableRecord:
-            return self._next_version(
-                record, request.value, session_id, metadata, revision, now, expected, array_data, metadata_bytes
-            )
-
-        updated = await self.store.update(owner, ref, make)
+        make = self._writer(request.value, session_id, metadata, metadata_bytes, expected, array_data)
+        # The commonest write, one of this session's variables by name, is found without any other lookup.
+        owner = session_id
+        updated = await self.store.update(session_id, ref, make)
+        if updated is None and is_id(ref):  # perhaps another session's variable, shared by ID
+            owner = await self._owner(session_id, ref, "write")
+            if owner != session_id:
+                updated = await self.store.update(owner, ref, make)
         if updated is not None:
             record, revision = updated
             return pb.SetVariableResponse(variable_id=record.id, version=record.version, revision=revision)
@@ -364,11 +365,7 @@ class BridgeServicer(SessionServicer):
             try:
                 owner = await self._owner(session_id, ref, "write")
                 updated = await self.store.update(
-                    owner,
-                    ref,
-                    lambda record, revision, now, value=value: self._next_version(
-                        record, value, session_id, by.metadata, revision, now, metadata_bytes=by.metadata_bytes
-                    ),
+                    owner, ref, self._writer(value, session_id, by.metadata, by.metadata_bytes)
                 )
                 if updated is None:
                     raise self._not_found(ref, owner)

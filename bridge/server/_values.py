@@ -57,11 +57,12 @@ def coerce_wire(
     on as `array_data`.
     """
     kind = value.WhichOneof("kind")
-    if array_data is None and kind in _SCALARS:  # no decoding to do, nothing to bound
+    if array_data is None and kind in _SCALARS:  # no decoding to do, nothing to bound, never None
         decoded = getattr(value, kind)
+        coerced = t.coerce_value(decoded, constraints, var)
     else:
         decoded = decode_value(value, var, limits, array_data)
-    coerced = t.coerce(decoded, constraints, var)
+        coerced = t.coerce(decoded, constraints, var)
     if coerced is None:
         return _NULL
     if isinstance(coerced, np.ndarray):

@@ -30,6 +30,9 @@ class _Session:
     record: SessionRecord
     by_name: dict[str, VariableRecord] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: A transaction is running (`lock` is held): single writes queue behind it. A plain
+    #: attribute, read on every write, where `lock.locked()` would be a Python call.
+    in_transaction: bool = False
     revision: int = 0
 
 
@@ -136,14 +139,18 @@ class MemoryStore(Store):
         if session is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         async with session.lock:
-            txn = _MemoryTransaction(session, self._ids)
-            result = await body(txn)
-            if txn.staged:
-                if self._sessions.get(session_id) is not session:
-                    raise SessionNotFoundError(f"session {session_id!r} ended during the write", session=session_id)
-                self._commit(session, txn)
-                return result, txn.revision
-            return result, txn.revision - 1
+            session.in_transaction = True
+            try:
+                txn = _MemoryTransaction(session, self._ids)
+                result = await body(txn)
+                if txn.staged:
+                    if self._sessions.get(session_id) is not session:
+                        raise SessionNotFoundError(f"session {session_id!r} ended during the write", session=session_id)
+                    self._commit(session, txn)
+                    return result, txn.revision
+                return result, txn.revision - 1
+            finally:
+                session.in_transaction = False
 
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
         revision = txn.revision
@@ -158,31 +165,11 @@ class MemoryStore(Store):
             self._forget(vid)
 
     def _apply(self, session: _Session, record: VariableRecord) -> None:
-        """Stores a created or updated variable and appends it to its history."""
+        """Stores a created or updated variable and appends it to its history, dropping the
+        oldest versions past the count or byte budget (the current one is always kept)."""
         vid = record.id
         session.by_name[record.name] = record  # names never change, so this replaces the old version
         self._ids[vid] = record
-        self._remember(vid, record)
-
-    async def update(
-        self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
-    ) -> tuple[VariableRecord, int] | None:
-        """One put without a transaction's bookkeeping. Nothing here awaits, so on the event loop
-        it is as atomic as a transaction; while one is running, it queues behind it instead."""
-        session = self._sessions.get(session_id)
-        if session is None or session.lock.locked():
-            return await super().update(session_id, ref, make)
-        record = self._lookup(session, ref)
-        if record is None:
-            return None
-        revision = session.revision + 1
-        updated = make(record, revision, time.time())
-        session.revision = revision
-        self._apply(session, updated)
-        return updated, revision
-
-    def _remember(self, vid: str, record: VariableRecord) -> None:
-        """Appends to the variable's history, dropping its oldest versions past the count or byte budget."""
         history = self._history.get(vid)
         if history is None:
             history = self._history[vid] = _History()
@@ -198,6 +185,23 @@ class MemoryStore(Store):
         ):
             entries.popleft()
             history.nbytes -= sizes.popleft()
+
+    async def update(
+        self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
+    ) -> tuple[VariableRecord, int] | None:
+        """One put without a transaction's bookkeeping. Nothing here awaits, so on the event loop
+        it is as atomic as a transaction; while one is running, it queues behind it instead."""
+        session = self._sessions.get(session_id)
+        if session is None or session.in_transaction:
+            return await super().update(session_id, ref, make)
+        record = session.by_name.get(ref) or self._lookup(session, ref)
+        if record is None:
+            return None
+        revision = session.revision + 1
+        updated = make(record, revision, time.time())
+        session.revision = revision
+        self._apply(session, updated)
+        return updated, revision
 
     # -- reads
 

@@ -42,7 +42,7 @@ class EmbeddingType(VariableType):
             raise self.bad_constraint(var, "must be a bool", "normalize")
         return constraints
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
         arr = _as_array(self, value, var)
         if arr.dtype.kind in "biu":
             arr = arr.astype(np.float64)
@@ -84,7 +84,7 @@ class TensorType(VariableType):
             raise self.bad_constraint(var, f"{constraints['dtype']!r} is not one of {sorted(WIRE_DTYPES)}", "dtype")
         return constraints
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
         arr = _as_array(self, value, var)
         dtype = constraints.get("dtype")
         if dtype is not None and arr.dtype.name != dtype:

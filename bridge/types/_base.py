@@ -12,9 +12,10 @@ from ..errors import ConstraintViolationError, ValidationError, VariableTypeErro
 class VariableType(ABC):
     """A variable type: constraint checking at registration, coercion at every write.
 
-    `coerce` returns the value as it will be stored (e.g. an int given to a float
-    variable becomes a float; an embedding becomes its unit vector) or raises
-    VariableTypeError (wrong kind of value) / ConstraintViolationError (rule broken).
+    `coerce` (or `coerce_value`, for a value known not to be None) returns the value as it
+    will be stored (e.g. an int given to a float variable becomes a float; an embedding
+    becomes its unit vector) or raises VariableTypeError (wrong kind of value) /
+    ConstraintViolationError (rule broken).
     """
 
     name: ClassVar[str]
@@ -48,11 +49,12 @@ class VariableType(ABC):
                 variable=var,
                 rule="nullable",
             )
-        return self._coerce(value, constraints, var)
+        return self.coerce_value(value, constraints, var)
 
     @abstractmethod
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> Any:
-        """Coerces a non-None value or raises; each concrete type defines its rules here."""
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> Any:
+        """Coerces a value that is not None, or raises; each concrete type defines its rules here.
+        Callers that already know the value is not None (e.g. a wire scalar) call it directly."""
 
     # -- helpers for subclasses: errors that name the variable and the rule
 

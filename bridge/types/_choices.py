@@ -31,7 +31,7 @@ class ChoiceType(VariableType):
         constraints["choices"] = list(choices)
         return constraints
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
         if not isinstance(value, str):
             raise self.wrong_type(var, value, "a str")
         choices = constraints.get("choices")
@@ -47,8 +47,8 @@ class ModuleType(ChoiceType):
     constraint_keys = {"choices": "the allowed module names (optional)"}
     choices_required = False
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
-        value = super()._coerce(value, constraints, var)
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
+        value = super().coerce_value(value, constraints, var)
         if not _MODULE_REF.fullmatch(value):
             raise self.violation(var, f"{value!r} is not a dotted module reference", "module_ref")
         return value

@@ -78,7 +78,7 @@ class ListType(VariableType):
             constraints["item_type"] = get_type(item_type, var).name
         return constraints
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> list[Any]:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> list[Any]:
         if not isinstance(value, (list, tuple)):
             raise self.wrong_type(var, value, "a list")
         self.check_length(len(value), constraints, var, "items")
@@ -106,7 +106,7 @@ class DictType(VariableType):
             raise self.bad_constraint(var, f"must be a list of strings, got {keys!r}", "required_keys")
         return constraints
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> dict[str, Any]:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise self.wrong_type(var, value, "a dict")
         self.check_length(len(value), constraints, var, "items")

@@ -57,7 +57,7 @@ class _Bounded(VariableType):
 class FloatType(_Bounded):
     name = "float"
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> float:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> float:
         if type(value) is float:  # the common case, first
             if constraints:
                 self._check_range(value, constraints, var)
@@ -78,7 +78,7 @@ class IntegerType(_Bounded):
     def _bound(self, bound: Any) -> Any:
         return bound if isinstance(bound, float) and not bound.is_integer() else int(bound)
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> int:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> int:
         if not _is_number(value):
             raise self.wrong_type(var, value, "an int")
         if isinstance(value, (float, np.floating)) and not (math.isfinite(value) and float(value).is_integer()):
@@ -110,7 +110,7 @@ class StringType(VariableType):
                 raise self.bad_constraint(var, str(exc), "pattern") from exc
         return constraints
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> str:
         if not isinstance(value, str):
             raise self.wrong_type(var, value, "a str")
         self.check_length(len(value), constraints, var, "characters")
@@ -123,7 +123,7 @@ class StringType(VariableType):
 class BooleanType(VariableType):
     name = "boolean"
 
-    def _coerce(self, value: Any, constraints: Mapping[str, Any], var: str) -> bool:
+    def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> bool:
         if not isinstance(value, (bool, np.bool_)):
             raise self.wrong_type(var, value, "a bool")
         return bool(value)
