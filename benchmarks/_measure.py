@@ -7,6 +7,7 @@ drift, and medians of per-call times ignore the occasional stall.
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -44,17 +45,19 @@ class Stats:
         return cls(n=len(samples_ns), median_us=statistics.median(samples_ns) / 1e3, p90_us=p90 / 1e3)
 
 
-async def interleave(ops: dict[str, Op], plan: Plan) -> dict[str, Stats]:
-    """Warms up every op, then times each call, rotating which op goes first in each round."""
+async def interleave(ops: dict[str, Op], plan: Plan, seed: int = 0) -> dict[str, Stats]:
+    """Warms up every op, then times each call, in rounds whose order is shuffled (seeded, so
+    repeatable): an op's first calls in a round run colder, and a fixed rotation would always
+    put the same op before it, which measurably biased the op that followed a heavier one."""
     for op in ops.values():
         for _ in range(plan.warmup):
             await op()
     names = list(ops)
     samples: dict[str, list[int]] = {name: [] for name in names}
     clock = time.perf_counter_ns
-    for r in range(plan.rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+    rng = random.Random(seed)
+    for _ in range(plan.rounds):
+        for name in rng.sample(names, len(names)):
             op, out = ops[name], samples[name]
             for _ in range(plan.per_round):
                 start = clock()
