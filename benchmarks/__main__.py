@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--out PATH]`: bridge latency against in-run baselines.
+"""`python -m benchmarks [--quick] [--runs N] [--pin] [--out PATH]`: bridge latency against in-run baselines.
 
 The servers run in a child process (`benchmarks._servers`); this process is the client,
 with grpc.aio in one asyncio loop. Every bridge case is judged against a baseline timed
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,11 +50,11 @@ FULL = Plans(
 )
 
 
-async def run(plans: Plans) -> tuple[list[Row], dict[str, str]]:
+async def run(plans: Plans, server_cpu: int | None = None) -> tuple[list[Row], dict[str, str]]:
     """Measures every group; returns the rows and notes for the environment record."""
     rows: list[Row] = []
     notes: dict[str, str] = {}
-    with server_process() as ports:
+    with server_process(server_cpu) as ports:
         bridge_channel = connect(f"127.0.0.1:{ports.bridge}")
         echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports.echo}", options=channel_options())
         try:
@@ -83,6 +84,15 @@ async def run(plans: Plans) -> tuple[list[Row], dict[str, str]]:
     return rows, notes
 
 
+def _pin() -> dict[str, int]:
+    """Pins this process (the client) to its first usable core; returns it and the core for the server."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two usable cores")
+    os.sched_setaffinity(0, {cpus[0]})
+    return {"client": cpus[0], "server": cpus[1]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_FACTOR:g}x the rounds: a smoke test")
@@ -90,13 +100,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--runs", type=int, default=1, help="repeat everything N times; rows give the median run and the ratio range"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the client and the server process to one core each: steadier ratios for comparing two versions"
+        " of the code, but higher ones (a faster baseline); targets are judged unpinned",
+    )
     args = parser.parse_args(argv)
     plans = FULL.scaled(QUICK_FACTOR) if args.quick else FULL
-    env = environment({"quick": args.quick, "runs": args.runs, "plans": asdict(plans)})  # before: what it imports
-    results = [asyncio.run(run(plans)) for _ in range(max(1, args.runs))]
+    pinned = _pin() if args.pin else None
+    extra = {"quick": args.quick, "runs": args.runs, "plans": asdict(plans), "pinned": pinned}
+    env = environment(extra)  # before: what it imports
+    server_cpu = pinned["server"] if pinned else None
+    results = [asyncio.run(run(plans, server_cpu)) for _ in range(max(1, args.runs))]
     rows = combine([rows for rows, _ in results]) if len(results) > 1 else results[0][0]
     env.update(results[-1][1])
     print(table(rows))
+    if pinned:
+        print(
+            f"\npinned: client on core {pinned['client']}, server on core {pinned['server']}."
+            " Compare versions of the code with these ratios; judge targets on an unpinned run."
+        )
     write_json(args.out, env, rows)
     print(f"\nwrote {args.out}")
     failed = [row.name for row in rows if row.passed is False]

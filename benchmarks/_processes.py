@@ -24,10 +24,14 @@ class ServerPorts:
 
 
 @contextlib.contextmanager
-def server_process() -> Iterator[ServerPorts]:
-    """Runs `benchmarks._servers` in its own interpreter: the servers get their own GIL and event loop, as in use."""
+def server_process(cpu: int | None = None) -> Iterator[ServerPorts]:
+    """Runs `benchmarks._servers` in its own interpreter: the servers get their own GIL and event loop, as in use.
+
+    `cpu`: pin the server process (and the threads gRPC starts in it) to that core.
+    """
+    pin = [] if cpu is None else ["--cpu", str(cpu)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._servers"],
+        [sys.executable, "-m", "benchmarks._servers", *pin],
         cwd=PROJECT_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """The server process: the bridge and the raw echo baseline, side by side in one grpc.aio loop.
 
-Run as `python -m benchmarks._servers`. Both servers share this process (and so its event
+Run as `python -m benchmarks._servers [--cpu N]`. Both servers share this process (and so its event
 loop and gRPC poller), so the bridge is compared with plain gRPC under the same conditions,
 while the measuring client lives in another process, as it would in real use. The bound
 ports are printed as one JSON line; the process stops when its stdin is closed.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 import grpc
@@ -48,4 +49,6 @@ async def serve() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--cpu"]:  # before gRPC starts threads, so that they inherit the pinning
+        os.sched_setaffinity(0, {int(sys.argv[2])})
     asyncio.run(serve())
