@@ -12,7 +12,7 @@ import asyncio
 import gc
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -40,6 +40,10 @@ class Plans:
 
     def scaled(self, factor: float) -> Plans:
         return Plans(self.small.scaled(factor), self.tensor.scaled(factor), self.batch.scaled(factor))
+
+    def seeded(self, seed: int) -> Plans:
+        """The same amounts in other round orders: each of `--runs N` uses its own."""
+        return Plans(replace(self.small, seed=seed), replace(self.tensor, seed=seed), replace(self.batch, seed=seed))
 
 
 #: Sized so the default run takes well under two minutes (about 35 s on a 2-core machine).
@@ -109,10 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     plans = FULL.scaled(QUICK_FACTOR) if args.quick else FULL
     pinned = _pin() if args.pin else None
-    extra = {"quick": args.quick, "runs": args.runs, "plans": asdict(plans), "pinned": pinned}
+    runs = max(1, args.runs)
+    extra = {"quick": args.quick, "runs": runs, "seeds": list(range(runs)), "plans": asdict(plans), "pinned": pinned}
     env = environment(extra)  # before: what it imports
     server_cpu = pinned["server"] if pinned else None
-    results = [asyncio.run(run(plans, server_cpu)) for _ in range(max(1, args.runs))]
+    results = [asyncio.run(run(plans.seeded(seed), server_cpu)) for seed in range(runs)]
     rows = combine([rows for rows, _ in results]) if len(results) > 1 else results[0][0]
     env.update(results[-1][1])
     print(table(rows))

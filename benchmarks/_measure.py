@@ -11,7 +11,7 @@ import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Op = Callable[[], Awaitable[Any]]
@@ -19,18 +19,16 @@ Op = Callable[[], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """How much to measure one group of cases: `rounds` x `per_round` timed calls per case."""
+    """How much to measure one group of cases: `rounds` x `per_round` timed calls per case,
+    with the rounds' order shuffled by `seed`."""
 
     warmup: int
     rounds: int
     per_round: int
+    seed: int = 0
 
     def scaled(self, factor: float) -> Plan:
-        return Plan(
-            warmup=max(2, round(self.warmup * factor)),
-            rounds=max(4, round(self.rounds * factor)),
-            per_round=self.per_round,
-        )
+        return replace(self, warmup=max(2, round(self.warmup * factor)), rounds=max(4, round(self.rounds * factor)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ class Stats:
         return cls(n=len(samples_ns), median_us=statistics.median(samples_ns) / 1e3, p90_us=p90 / 1e3)
 
 
-async def interleave(ops: dict[str, Op], plan: Plan, seed: int = 0) -> dict[str, Stats]:
+async def interleave(ops: dict[str, Op], plan: Plan) -> dict[str, Stats]:
     """Warms up every op, then times each call, in rounds whose order is shuffled (seeded, so
     repeatable): an op's first calls in a round run colder, and a fixed rotation would always
     put the same op before it, which measurably biased the op that followed a heavier one."""
@@ -55,7 +53,7 @@ async def interleave(ops: dict[str, Op], plan: Plan, seed: int = 0) -> dict[str,
     names = list(ops)
     samples: dict[str, list[int]] = {name: [] for name in names}
     clock = time.perf_counter_ns
-    rng = random.Random(seed)
+    rng = random.Random(plan.seed)
     for _ in range(plan.rounds):
         for name in rng.sample(names, len(names)):
             op, out = ops[name], samples[name]

@@ -125,7 +125,8 @@ class SessionContext:
     async def _call(self, rpc: Any, request: Any, what: str, name: str | None = None) -> Any:
         """Sends `request` as this session; the one place client calls are made and errors translated.
 
-        `request` is a message (the token is filled in here) or bytes already framed with it.
+        `request` is a message (its token is filled in here unless the caller built it with
+        one) or bytes already framed with it.
         """
         if not isinstance(request, bytes) and not request.session_token:
             request.session_token = self._token or self._session_token(what)  # no call once initialized
@@ -270,7 +271,6 @@ class SessionContext:
         if metadata:
             map_into(request.metadata, metadata)
         if type(value) not in _SCALAR_TYPES and is_array(value):  # scalars, the commonest values, skip the checks
-            request.session_token = self._session_token("set_variable")
             await self._call(self._set_framed, framed_set_request(request, value), "set_variable", name)
         else:
             encode_into(request.value, value)

@@ -126,7 +126,8 @@ class BridgeServicer(SessionServicer):
         return make
 
     def _write(self, txn: Transaction, record: VariableRecord, value: pb.Value, by: _Written) -> VariableRecord:
-        updated = self._writer(value, by.session_id, by.metadata, by.metadata_bytes)(record, txn.revision, txn.now)
+        make = self._writer(value, by.session_id, by.metadata, by.metadata_bytes)
+        updated = make(record, txn.revision, txn.now)
         txn.put(updated)
         return updated
 
@@ -240,19 +241,16 @@ class BridgeServicer(SessionServicer):
             array_data = request.array_data
         session_id = await self._authenticate(request, context)
         ref = request.ref
+        # A name is always this session's: no lookup on the commonest write. An ID may be another
+        # session's variable, whose access rules are checked before anything else is looked at.
+        owner = await self._owner(session_id, ref, "write") if is_id(ref) else session_id
         metadata, metadata_bytes = NO_METADATA, 0
         if request.HasField("metadata"):
             metadata = decode_metadata(request.metadata, ref, self.limits)
             metadata_bytes = request.metadata.ByteSize()
         expected = request.expected_version
         make = self._writer(request.value, session_id, metadata, metadata_bytes, expected, array_data)
-        # The commonest write, one of this session's variables by name, is found without any other lookup.
-        owner = session_id
-        updated = await self.store.update(session_id, ref, make)
-        if updated is None and is_id(ref):  # perhaps another session's variable, shared by ID
-            owner = await self._owner(session_id, ref, "write")
-            if owner != session_id:
-                updated = await self.store.update(owner, ref, make)
+        updated = await self.store.update(owner, ref, make)
         if updated is not None:
             record, revision = updated
             return pb.SetVariableResponse(variable_id=record.id, version=record.version, revision=revision)

@@ -194,7 +194,7 @@ class MemoryStore(Store):
         session = self._sessions.get(session_id)
         if session is None or session.in_transaction:
             return await super().update(session_id, ref, make)
-        record = session.by_name.get(ref) or self._lookup(session, ref)
+        record = self._lookup(session, ref)
         if record is None:
             return None
         revision = session.revision + 1
