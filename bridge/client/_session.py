@@ -125,10 +125,9 @@ class SessionContext:
     async def _call(self, rpc: Any, request: Any, what: str, name: str | None = None) -> Any:
         """Sends `request` as this session; the one place client calls are made and errors translated.
 
-        `request` is a message (its token is filled in here unless the caller built it with
-        one) or bytes already framed with it.
+        `request` is a message (the token is filled in here) or bytes already framed with it.
         """
-        if not isinstance(request, bytes) and not request.session_token:
+        if not isinstance(request, bytes):
             request.session_token = self._token or self._session_token(what)  # no call once initialized
         try:
             return await rpc(request, timeout=self.timeout)
@@ -264,13 +263,14 @@ class SessionContext:
         """Writes a variable; the server checks the value against its type and constraints."""
         if create_if_missing and not type_hint:
             type_hint = infer_type(value, name)
-        request = pb.SetVariableRequest(ref=name, session_token=self._token or self._session_token("set_variable"))
+        request = pb.SetVariableRequest(ref=name)
         if create_if_missing:
             request.create_if_missing = True
             request.type_hint = type_hint or ""
         if metadata:
             map_into(request.metadata, metadata)
         if type(value) not in _SCALAR_TYPES and is_array(value):  # scalars, the commonest values, skip the checks
+            request.session_token = self._session_token("set_variable")  # framed as bytes: _call can't add it
             await self._call(self._set_framed, framed_set_request(request, value), "set_variable", name)
         else:
             encode_into(request.value, value)
