@@ -9,39 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from bridge.server import serve_process
 from dspex_bridge import SessionContext, connect
-
-
-@contextlib.contextmanager
-def dspex_server() -> Iterator[str]:
-    """Starts `dspex serve` on a free loopback port; stops it with SIGTERM (graceful shutdown)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.server", "serve", "--port", "0", "--log-level", "warning"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for line in proc.stderr:
-            match = re.search(r"serving on (\S+)", line)
-            if match:
-                print(f"server: {line.strip()}")
-                yield match.group(1)
-                break
-        else:
-            raise RuntimeError("dspex serve exited before it was ready")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        print(f"server: stopped (exit code {proc.returncode})")
 
 
 @contextlib.asynccontextmanager
@@ -144,8 +118,9 @@ async def main(address: str | None) -> None:
         async with open_session(address) as session:
             await demo(session)
         return
-    with dspex_server() as served:
-        async with open_session(served) as session:
+    with serve_process() as served:
+        print(f"server: dspex serve on {served.address} (embedded store)")
+        async with open_session(served.address) as session:
             await demo(session)
 
 

@@ -1,16 +1,20 @@
 """The session host: BridgeService over grpc.aio, with health, reflection and graceful shutdown."""
 
-from ._app import BridgeServer
+from ._app import AddressInUseError, BridgeServer
 from ._cli import main
 from ._logging import JsonFormatter, configure_logging
+from ._process import ServerProcess, serve_process
 from ._servicer import BridgeServicer
 from ._sessions import PROTOCOL_VERSION
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AddressInUseError",
     "BridgeServer",
     "BridgeServicer",
     "JsonFormatter",
+    "ServerProcess",
     "configure_logging",
     "main",
+    "serve_process",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +22,17 @@ from ._servicer import BridgeServicer
 log = logging.getLogger("dspex.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
+
+
+class AddressInUseError(OSError):
+    """The server could not bind its address, almost always because another process holds it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"cannot serve on {host}:{port}: address already in use (is another dspex serve running? "
+            "stop it, or pick another --port; 0 picks a free one)",
+        )
 
 
 class BridgeServer:
@@ -56,7 +68,10 @@ class BridgeServer:
         return f"{self.host}:{self.port}"
 
     async def start(self) -> BridgeServer:
-        server = grpc.aio.server(options=channel_options(self.limits.max_message_bytes))
+        # No SO_REUSEPORT (grpc's default): a second server on a taken port must fail, not split the
+        # port's connections between two independent stores.
+        options = [*channel_options(self.limits.max_message_bytes), ("grpc.so_reuseport", 0)]
+        server = grpc.aio.server(options=options)
         # Generic, not registered: on grpcio 1.85 a registered method costs about 8 µs more per
         # call (measured in benchmarks/, see BENCHMARKS.md), 3 % of a small call here.
         server.add_generic_rpc_handlers(
@@ -67,9 +82,12 @@ class BridgeServer:
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        try:
+            bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError as exc:  # grpc's way of saying the bind failed
+            raise AddressInUseError(self.host, self.port) from exc
         if bound == 0:
-            raise OSError(f"could not bind {self.host}:{self.port}")
+            raise AddressInUseError(self.host, self.port)
         self.port = bound
         await server.start()
         self._server = server

@@ -10,39 +10,51 @@ from collections.abc import Sequence
 
 from ..limits import Limits
 from ..store import BACKENDS
-from ._app import BridgeServer
+from ._app import AddressInUseError, BridgeServer
 from ._logging import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dspex", description="dspex-dspy session host")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gRPC session server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=50051, help="port to bind; 0 picks a free one (default 50051)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the gRPC session server",
+        description="Run the gRPC session server until SIGINT/SIGTERM. Prints 'dspex: serving on HOST:PORT' "
+        "on stdout once it accepts calls; logs are JSON lines on stderr.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=50051, help="port to bind; 0 picks a free one")
     serve.add_argument("--store", default="memory", choices=sorted(BACKENDS), help="where variables live")
     serve.add_argument("--max-message-mb", type=float, default=96.0, help="largest request/response in MiB")
     serve.add_argument("--session-ttl", type=float, default=3600.0, help="seconds an idle session lives")
     serve.add_argument("--grace", type=float, default=5.0, help="seconds running calls get at shutdown")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="least severe log to emit"
+    )
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace) -> int:
     limits = Limits(max_message_bytes=int(args.max_message_mb * 1024 * 1024))
     server = BridgeServer(args.host, args.port, args.store, limits=limits, session_ttl=args.session_ttl)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    print(f"dspex serving on {server.address} (store: {args.store}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        await server.start()
+    except AddressInUseError as exc:
+        print(f"dspex: {exc.strerror}", file=sys.stderr, flush=True)
+        return 1
+    print(f"dspex: serving on {server.address}", flush=True)  # one plain line on stdout, for scripts
     await stop.wait()
     await server.stop(args.grace)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
-    asyncio.run(serve(args))
-    return 0
+    return asyncio.run(serve(args))

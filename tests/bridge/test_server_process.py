@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import signal
@@ -14,31 +15,77 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from bridge import SessionContext, connect
+from bridge import BridgeServer, SessionContext, connect
 
 DSPEX = [sys.executable, "-c", "from bridge.server import main; raise SystemExit(main())"]
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc = subprocess.Popen([*DSPEX, "serve", "--port", "0", "--log-level", "info"], stderr=subprocess.PIPE, text=True)
-    address = None
-    for line in proc.stderr:  # blocks until the server reports its address
-        match = re.search(r"serving on (\S+)", line)
-        if match:
-            address = match.group(1)
-            break
-    assert address, "server did not start"
-    yield proc, address
+    proc = subprocess.Popen(
+        [*DSPEX, "serve", "--port", "0", "--log-level", "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # blocks until the server reports its address, on stdout
+    match = re.fullmatch(r"dspex: serving on (127\.0\.0\.1:\d+)\n", line)
+    assert match, f"unexpected ready line {line!r}"
+    yield proc, match.group(1)
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)
 
 
-def test_cli_help_lists_serve_options() -> None:
+def test_cli_help_lists_serve_options_with_defaults() -> None:
     out = subprocess.run([*DSPEX, "serve", "--help"], capture_output=True, text=True, check=True).stdout
-    for option in ("--host", "--port", "--store", "--max-message-mb", "--session-ttl"):
+    flat = " ".join(out.split())
+    for option, default in [
+        ("--host", "127.0.0.1"),
+        ("--port", "50051"),
+        ("--store", "memory"),
+        ("--max-message-mb", "96.0"),
+        ("--session-ttl", "3600.0"),
+        ("--grace", "5.0"),
+        ("--log-level", "info"),
+    ]:
         assert option in out
+        assert f"(default: {default})" in flat, f"{option} shows no default"
+
+
+async def test_a_second_server_on_a_taken_port_refuses_to_start(served) -> None:
+    _, address = served
+    port = address.rsplit(":", 1)[1]
+    async with connect(address) as channel:
+        session = await SessionContext("first", channel).initialize()
+        await session.register_variable("kept", "integer", 42)
+
+        second = subprocess.Popen(
+            [*DSPEX, "serve", "--port", port], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        ready = second.stdout.readline()  # the ready line if it (wrongly) started, "" once it exits
+        if ready:
+            second.kill()
+        _, stderr = second.communicate(timeout=60)
+        assert ready == "", "a second server started on a taken port"
+        assert second.returncode != 0
+        assert "address already in use" in stderr
+
+        assert await session.get_variable("kept") == 42  # the first still serves its data, on every connection
+    for _ in range(5):  # new connections, which SO_REUSEPORT would have split between the two
+        async with connect(address) as fresh:
+            again = await SessionContext("first", fresh, token=session.token).initialize()
+            assert await again.get_variable("kept") == 42
+
+
+async def test_in_process_server_on_a_taken_port_raises_a_clear_error(server) -> None:
+    from bridge.server import AddressInUseError
+
+    port = int(server.address.rsplit(":", 1)[1])
+    with pytest.raises(AddressInUseError, match="address already in use") as info:
+        await BridgeServer(port=port).start()
+    assert isinstance(info.value, OSError) and info.value.errno == errno.EADDRINUSE
 
 
 async def test_served_process_answers_health_reflection_and_sessions(served) -> None:
