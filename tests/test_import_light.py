@@ -1,19 +1,39 @@
-"""`import bridge` stays light: no dspy, no optuna, no torch, no server modules."""
+"""`import bridge` loads exactly what the README says: grpc, protobuf and numpy (no dspy, optuna, re2, server)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+#: What `import bridge` may load beyond the standard library. grpc itself imports the top-level
+#: grpc_tools/grpc_health/grpc_reflection packages (bare namespace stubs) when they are installed,
+#: and its Cython runtime; protobuf and grpc use typing_extensions.
+ALLOWED = {"grpc", "google", "numpy", "grpc_tools", "grpc_health", "grpc_reflection", "typing_extensions"}
 
-def test_import_bridge_pulls_in_nothing_heavy() -> None:
+
+def _loaded(statement: str) -> dict[str, list[str]]:
     code = (
-        "import sys, bridge, dspex_bridge\n"
-        "heavy = {'dspy', 'optuna', 'torch', 'pandas', 'litellm'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+        f"import sys, json\n{statement}\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "third = sorted(m for m in top if m not in sys.stdlib_module_names and not m.startswith('_')"
+        " and m not in ('cython_runtime', 'bridge', 'dspex_bridge'))\n"
+        "print(json.dumps({'third': third, 'all': sorted(sys.modules)}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    return json.loads(out)
+
+
+def test_import_bridge_loads_only_grpc_protobuf_numpy() -> None:
+    loaded = _loaded("import bridge, dspex_bridge")
+    assert set(loaded["third"]) <= ALLOWED, sorted(set(loaded["third"]) - ALLOWED)
+    # Only the stubs grpc itself imports: no health or reflection service, no server.
+    assert not [m for m in loaded["all"] if m.startswith(("grpc_health.", "grpc_reflection.", "bridge.server"))]
+
+
+def test_import_optimizers_loads_no_dspy() -> None:
+    loaded = _loaded("import optimizers")
+    assert not {"dspy", "litellm"} & set(loaded["third"])
 
 
 def test_spec_import_path_reexports_bridge() -> None:
