@@ -62,3 +62,21 @@ def new_session(channel: grpc.aio.Channel):
         return await SessionContext(session_id or f"test_{uuid.uuid4().hex[:8]}", channel).initialize()
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _caches_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tools that cache under ~ (matplotlib, IPython, Jupyter) write into this run's tmp dir instead.
+
+    Set for the whole session, so subprocesses and notebook kernels inherit them.
+    """
+    caches = tmp_path_factory.mktemp("caches")
+    for var, sub in {
+        "MPLCONFIGDIR": "matplotlib",
+        "IPYTHONDIR": "ipython",
+        "JUPYTER_CONFIG_DIR": "jupyter-config",
+        "JUPYTER_DATA_DIR": "jupyter-data",
+        "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
+        "XDG_CACHE_HOME": "xdg-cache",
+    }.items():
+        os.environ[var] = str(caches / sub)
