@@ -38,6 +38,10 @@ class Limits:
     max_pattern_length: int = 256
     max_access_rules: int = 64
     max_dependencies: int = 256
+    max_optimization_iterations: int = 100_000  # per run: bounds its history
+    max_optimization_runs: int = 100  # retained per variable, with their histories; older ones are forgotten
+    max_live_optimizations: int = 64  # running at once per session
+    max_lease_ttl: float = 3600.0  # seconds a run may go without a renewing call
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_nesting_depth <= HARD_MAX_NESTING:

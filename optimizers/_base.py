@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bridge.optimization._protocol import DIRECTIONS
-from bridge.optimization._space import Dimension, SearchSpace, Trial
+from bridge.optimization import DIRECTIONS, Dimension, SearchSpace, Trial
 
 
 class BaseOptimizer(ABC):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.optimization._space import Dimension
+from bridge.optimization import Dimension
 
 from ._base import BaseOptimizer
 

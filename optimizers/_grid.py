@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.optimization._space import Dimension, Trial
+from bridge.optimization import Dimension, Trial
 
 from ._base import BaseOptimizer
 

@@ -20,7 +20,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from bridge.optimization._space import Dimension, SearchSpace, Trial
+from bridge.optimization import Dimension, SearchSpace, Trial
 
 from ._base import BaseOptimizer
 

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from bridge.optimization._space import SearchSpace, search_space
+from bridge.optimization import SearchSpace, search_space
 
 from ._optuna_samplers import distributions, quiet, user_attrs
 

@@ -86,12 +86,14 @@ class AccessRule(_message.Message):
     def __init__(self, session_pattern: _Optional[str] = ..., permissions: _Optional[_Iterable[str]] = ..., conditions: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class VariableStats(_message.Message):
-    __slots__ = ("read_count", "write_count")
+    __slots__ = ("read_count", "write_count", "total_optimization_time_s")
     READ_COUNT_FIELD_NUMBER: _ClassVar[int]
     WRITE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_OPTIMIZATION_TIME_S_FIELD_NUMBER: _ClassVar[int]
     read_count: int
     write_count: int
-    def __init__(self, read_count: _Optional[int] = ..., write_count: _Optional[int] = ...) -> None: ...
+    total_optimization_time_s: float
+    def __init__(self, read_count: _Optional[int] = ..., write_count: _Optional[int] = ..., total_optimization_time_s: _Optional[float] = ...) -> None: ...
 
 class Variable(_message.Message):
     __slots__ = ("id", "name", "session_id", "type", "value", "constraints", "metadata", "dependencies", "access_rules", "version", "create_revision", "mod_revision", "created_at", "updated_at", "updated_by", "last_update_metadata", "stats")
@@ -427,3 +429,223 @@ class DeleteVariableResponse(_message.Message):
     variable_id: str
     revision: int
     def __init__(self, variable_id: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class StartOptimizationRequest(_message.Message):
+    __slots__ = ("session_token", "refs", "optimizer_type", "config", "max_iterations", "convergence_threshold", "direction", "metric", "seed", "has_seed", "lease_ttl_seconds", "resume_optimization_id")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFS_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    HAS_SEED_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    refs: _containers.RepeatedScalarFieldContainer[str]
+    optimizer_type: str
+    config: MapValue
+    max_iterations: int
+    convergence_threshold: float
+    direction: str
+    metric: str
+    seed: int
+    has_seed: bool
+    lease_ttl_seconds: float
+    resume_optimization_id: str
+    def __init__(self, session_token: _Optional[str] = ..., refs: _Optional[_Iterable[str]] = ..., optimizer_type: _Optional[str] = ..., config: _Optional[_Union[MapValue, _Mapping]] = ..., max_iterations: _Optional[int] = ..., convergence_threshold: _Optional[float] = ..., direction: _Optional[str] = ..., metric: _Optional[str] = ..., seed: _Optional[int] = ..., has_seed: _Optional[bool] = ..., lease_ttl_seconds: _Optional[float] = ..., resume_optimization_id: _Optional[str] = ...) -> None: ...
+
+class StartOptimizationResponse(_message.Message):
+    __slots__ = ("optimization_id", "lease_ttl_seconds", "variable_ids", "variable_names")
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    optimization_id: str
+    lease_ttl_seconds: float
+    variable_ids: _containers.RepeatedScalarFieldContainer[str]
+    variable_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, optimization_id: _Optional[str] = ..., lease_ttl_seconds: _Optional[float] = ..., variable_ids: _Optional[_Iterable[str]] = ..., variable_names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WriteCandidateRequest(_message.Message):
+    __slots__ = ("session_token", "optimization_id", "iteration", "candidate")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    optimization_id: str
+    iteration: int
+    candidate: MapValue
+    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., candidate: _Optional[_Union[MapValue, _Mapping]] = ...) -> None: ...
+
+class OptimizationAck(_message.Message):
+    __slots__ = ("stop_requested", "revision", "lease_expires_at")
+    STOP_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    stop_requested: bool
+    revision: int
+    lease_expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, stop_requested: _Optional[bool] = ..., revision: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReportTrialRequest(_message.Message):
+    __slots__ = ("session_token", "optimization_id", "iteration", "score", "metrics", "error")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    optimization_id: str
+    iteration: int
+    score: float
+    metrics: MapValue
+    error: str
+    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RenewOptimizationRequest(_message.Message):
+    __slots__ = ("session_token", "optimization_id")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    optimization_id: str
+    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ...) -> None: ...
+
+class FinishOptimizationRequest(_message.Message):
+    __slots__ = ("session_token", "optimization_id", "state", "error")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    optimization_id: str
+    state: str
+    error: str
+    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class StopOptimizationRequest(_message.Message):
+    __slots__ = ("session_token", "ref")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ...) -> None: ...
+
+class GetOptimizationStatusRequest(_message.Message):
+    __slots__ = ("session_token", "ref")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ...) -> None: ...
+
+class WaitOptimizationRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "timeout_seconds")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    timeout_seconds: float
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class OptimizationStatus(_message.Message):
+    __slots__ = ("exists", "optimization_id", "optimizer_type", "state", "is_optimizing", "iteration", "max_iterations", "variable_ids", "variable_names", "best_candidate", "best_score", "best_metrics", "best_iteration", "started_at", "last_update", "lease_expires_at", "direction", "metric", "config", "convergence_threshold", "stop_requested", "error", "elapsed_seconds", "seed", "has_seed", "session_id")
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    IS_OPTIMIZING_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    BEST_CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
+    BEST_METRICS_FIELD_NUMBER: _ClassVar[int]
+    BEST_ITERATION_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONVERGENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    STOP_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    HAS_SEED_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    exists: bool
+    optimization_id: str
+    optimizer_type: str
+    state: str
+    is_optimizing: bool
+    iteration: int
+    max_iterations: int
+    variable_ids: _containers.RepeatedScalarFieldContainer[str]
+    variable_names: _containers.RepeatedScalarFieldContainer[str]
+    best_candidate: MapValue
+    best_score: float
+    best_metrics: MapValue
+    best_iteration: int
+    started_at: _timestamp_pb2.Timestamp
+    last_update: _timestamp_pb2.Timestamp
+    lease_expires_at: _timestamp_pb2.Timestamp
+    direction: str
+    metric: str
+    config: MapValue
+    convergence_threshold: float
+    stop_requested: bool
+    error: str
+    elapsed_seconds: float
+    seed: int
+    has_seed: bool
+    session_id: str
+    def __init__(self, exists: _Optional[bool] = ..., optimization_id: _Optional[str] = ..., optimizer_type: _Optional[str] = ..., state: _Optional[str] = ..., is_optimizing: _Optional[bool] = ..., iteration: _Optional[int] = ..., max_iterations: _Optional[int] = ..., variable_ids: _Optional[_Iterable[str]] = ..., variable_names: _Optional[_Iterable[str]] = ..., best_candidate: _Optional[_Union[MapValue, _Mapping]] = ..., best_score: _Optional[float] = ..., best_metrics: _Optional[_Union[MapValue, _Mapping]] = ..., best_iteration: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[str] = ..., metric: _Optional[str] = ..., config: _Optional[_Union[MapValue, _Mapping]] = ..., convergence_threshold: _Optional[float] = ..., stop_requested: _Optional[bool] = ..., error: _Optional[str] = ..., elapsed_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., has_seed: _Optional[bool] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class TrialEntry(_message.Message):
+    __slots__ = ("optimization_id", "iteration", "candidate", "score", "metrics", "timestamp", "state", "error")
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    optimization_id: str
+    iteration: int
+    candidate: MapValue
+    score: float
+    metrics: MapValue
+    timestamp: _timestamp_pb2.Timestamp
+    state: str
+    error: str
+    def __init__(self, optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., candidate: _Optional[_Union[MapValue, _Mapping]] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GetOptimizationHistoryRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "limit", "since", "optimization_id")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    limit: int
+    since: _timestamp_pb2.Timestamp
+    optimization_id: str
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., limit: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., optimization_id: _Optional[str] = ...) -> None: ...
+
+class GetOptimizationHistoryResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[TrialEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[TrialEntry, _Mapping]]] = ...) -> None: ...

@@ -95,6 +95,51 @@ class BridgeServiceStub:
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.DeleteVariableRequest.SerializeToString,
                 response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.DeleteVariableResponse.FromString,
                 _registered_method=True)
+        self.StartOptimization = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/StartOptimization',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.StartOptimizationRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.StartOptimizationResponse.FromString,
+                _registered_method=True)
+        self.WriteCandidate = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/WriteCandidate',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WriteCandidateRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+                _registered_method=True)
+        self.ReportTrial = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/ReportTrial',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ReportTrialRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+                _registered_method=True)
+        self.RenewOptimization = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/RenewOptimization',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.RenewOptimizationRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+                _registered_method=True)
+        self.FinishOptimization = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/FinishOptimization',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.FinishOptimizationRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+                _registered_method=True)
+        self.StopOptimization = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/StopOptimization',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.StopOptimizationRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+                _registered_method=True)
+        self.GetOptimizationStatus = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/GetOptimizationStatus',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationStatusRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+                _registered_method=True)
+        self.GetOptimizationHistory = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/GetOptimizationHistory',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationHistoryRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationHistoryResponse.FromString,
+                _registered_method=True)
+        self.WaitOptimization = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/WaitOptimization',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WaitOptimizationRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+                _registered_method=True)
 
 
 class BridgeServiceServicer:
@@ -184,6 +229,75 @@ class BridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartOptimization(self, request, context):
+        """Optimization (see "Optimization" above). The objective runs in the client; the host
+        keeps the leases, the status and the per-iteration history.
+        Takes a lease on every variable of a run, all or none; FAILED_PRECONDITION
+        ("already being optimized") while another live run holds one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteCandidate(self, request, context):
+        """Writes a run's candidate into its variables: one atomic write, one revision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportTrial(self, request, context):
+        """Records one finished iteration (its score, or its failure) in the run's history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewOptimization(self, request, context):
+        """Keeps a run's leases alive while an evaluation takes long.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishOptimization(self, request, context):
+        """Ends a run: writes the best candidate (or restores the values the run started from)
+        and releases its leases.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopOptimization(self, request, context):
+        """Asks the run optimizing a variable to stop; the optimizing client ends it within one
+        iteration. FAILED_PRECONDITION when no run is live on the variable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOptimizationStatus(self, request, context):
+        """The status of the latest run of a variable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOptimizationHistory(self, request, context):
+        """The per-iteration history of a variable's runs, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitOptimization(self, request, context):
+        """Waits until the latest run of a variable is no longer live (or the timeout passes);
+        a run whose lease expires meanwhile ends as "expired".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BridgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -246,6 +360,51 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.DeleteVariable,
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.DeleteVariableRequest.FromString,
                     response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.DeleteVariableResponse.SerializeToString,
+            ),
+            'StartOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartOptimization,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.StartOptimizationRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.StartOptimizationResponse.SerializeToString,
+            ),
+            'WriteCandidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteCandidate,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WriteCandidateRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.SerializeToString,
+            ),
+            'ReportTrial': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportTrial,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ReportTrialRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.SerializeToString,
+            ),
+            'RenewOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewOptimization,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.RenewOptimizationRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.SerializeToString,
+            ),
+            'FinishOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishOptimization,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.FinishOptimizationRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.SerializeToString,
+            ),
+            'StopOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopOptimization,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.StopOptimizationRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.SerializeToString,
+            ),
+            'GetOptimizationStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOptimizationStatus,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationStatusRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.SerializeToString,
+            ),
+            'GetOptimizationHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOptimizationHistory,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationHistoryRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationHistoryResponse.SerializeToString,
+            ),
+            'WaitOptimization': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitOptimization,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WaitOptimizationRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -572,6 +731,249 @@ class BridgeService:
             '/dspex_bridge.v1.BridgeService/DeleteVariable',
             dspex__bridge_dot_v1_dot_bridge__pb2.DeleteVariableRequest.SerializeToString,
             dspex__bridge_dot_v1_dot_bridge__pb2.DeleteVariableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/StartOptimization',
+            dspex__bridge_dot_v1_dot_bridge__pb2.StartOptimizationRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.StartOptimizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteCandidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/WriteCandidate',
+            dspex__bridge_dot_v1_dot_bridge__pb2.WriteCandidateRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportTrial(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/ReportTrial',
+            dspex__bridge_dot_v1_dot_bridge__pb2.ReportTrialRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/RenewOptimization',
+            dspex__bridge_dot_v1_dot_bridge__pb2.RenewOptimizationRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/FinishOptimization',
+            dspex__bridge_dot_v1_dot_bridge__pb2.FinishOptimizationRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/StopOptimization',
+            dspex__bridge_dot_v1_dot_bridge__pb2.StopOptimizationRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOptimizationStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/GetOptimizationStatus',
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationStatusRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOptimizationHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/GetOptimizationHistory',
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationHistoryRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetOptimizationHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitOptimization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/WaitOptimization',
+            dspex__bridge_dot_v1_dot_bridge__pb2.WaitOptimizationRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
             options,
             channel_credentials,
             insecure,

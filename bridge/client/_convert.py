@@ -42,7 +42,11 @@ def variable_info(msg: pb.Variable, include_stats: bool = False) -> dict[str, An
     if msg.HasField("value"):
         info["value"] = decode(msg.value)
     if include_stats:
-        info["stats"] = {"read_count": msg.stats.read_count, "write_count": msg.stats.write_count}
+        info["stats"] = {
+            "read_count": msg.stats.read_count,
+            "write_count": msg.stats.write_count,
+            "total_optimization_time_s": msg.stats.total_optimization_time_s,
+        }
     return info
 
 

@@ -15,6 +15,7 @@ from ..limits import channel_options, check_name
 from ..types import infer_type
 from ._arrays import framed_set_request, is_array, reply_value, split_get_response
 from ._convert import fill_spec, to_datetime, variable_info
+from ._optimization import OptimizationMethods
 from ._rpc import call, raise_translated
 
 SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
@@ -33,7 +34,7 @@ def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channe
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
 
 
-class SessionContext:
+class SessionContext(OptimizationMethods):
     """Variables of one session. Safe to share across asyncio tasks.
 
     `await initialize()` (or `async with`) opens the session and receives its token;
@@ -78,6 +79,7 @@ class SessionContext:
         self._token = ""  # set by initialize(); sent in each request's session_token field
         #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
         self._reads: dict[str, list[int]] = {}
+        self._init_optimization()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -105,6 +107,8 @@ class SessionContext:
         return response.variables_deleted
 
     async def close(self) -> None:
+        """Ends this client's optimization runs (state stopped, best values written), then releases it."""
+        await self._stop_local_runs()
         if self.cleanup_on_close and self._token:
             await self.cleanup()
         self._token = ""

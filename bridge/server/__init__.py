@@ -4,7 +4,7 @@ from ._app import AddressInUseError, BridgeServer
 from ._cli import main
 from ._logging import JsonFormatter, configure_logging
 from ._process import ServerProcess, serve_process
-from ._servicer import BridgeServicer
+from ._service import BridgeServicer
 from ._sessions import PROTOCOL_VERSION
 
 __all__ = [

@@ -17,7 +17,7 @@ from .._proto import bridge_pb2 as pb
 from ..limits import DEFAULT_LIMITS, Limits, channel_options
 from ..store import Store, open_store
 from ._handlers import method_handlers
-from ._servicer import BridgeServicer
+from ._service import BridgeServicer
 
 log = logging.getLogger("dspex.server")
 
@@ -50,6 +50,7 @@ class BridgeServer:
         *,
         limits: Limits = DEFAULT_LIMITS,
         session_ttl: float = 3600.0,
+        lease_ttl: float = 30.0,
         reap_interval: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -57,8 +58,12 @@ class BridgeServer:
         self.port = port
         self.limits = limits
         self.store = open_store(store, limits) if isinstance(store, str) else store
-        self.servicer = BridgeServicer(self.store, session_ttl=session_ttl, limits=limits, clock=clock)
-        self._reap_interval = reap_interval if reap_interval is not None else max(1.0, min(session_ttl / 4, 30.0))
+        self.servicer = BridgeServicer(
+            self.store, session_ttl=session_ttl, limits=limits, clock=clock, lease_ttl=lease_ttl
+        )
+        self._reap_interval = (
+            reap_interval if reap_interval is not None else max(1.0, min(session_ttl / 4, lease_ttl / 2, 30.0))
+        )
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._reaper: asyncio.Task[None] | None = None
@@ -102,8 +107,9 @@ class BridgeServer:
             await asyncio.sleep(self._reap_interval)
             try:
                 await self.servicer.expire_sessions()
+                await self.servicer.expire_optimizations()
             except Exception:
-                log.exception("session reaper failed")
+                log.exception("reaper failed")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stops taking calls, lets running ones finish within `grace` seconds, then closes the store."""

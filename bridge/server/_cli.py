@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", default="memory", choices=sorted(BACKENDS), help="where variables live")
     serve.add_argument("--max-message-mb", type=float, default=96.0, help="largest request/response in MiB")
     serve.add_argument("--session-ttl", type=float, default=3600.0, help="seconds an idle session lives")
+    serve.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=30.0,
+        help="seconds an optimization keeps its variables after its client's last call (a dead client's run expires)",
+    )
     serve.add_argument("--grace", type=float, default=5.0, help="seconds running calls get at shutdown")
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="least severe log to emit"
@@ -38,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
 async def serve(args: argparse.Namespace) -> int:
     limits = Limits(max_message_bytes=int(args.max_message_mb * 1024 * 1024))
-    server = BridgeServer(args.host, args.port, args.store, limits=limits, session_ttl=args.session_ttl)
+    server = BridgeServer(
+        args.host, args.port, args.store, limits=limits, session_ttl=args.session_ttl, lease_ttl=args.lease_ttl
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -48,6 +48,7 @@ def variable_message(
     if stats is not None:
         msg.stats.read_count = stats.read_count
         msg.stats.write_count = stats.write_count
+        msg.stats.total_optimization_time_s = stats.optimization_time_s
     return msg
 
 

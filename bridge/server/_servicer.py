@@ -47,8 +47,8 @@ class _AtomicBatchFailed(Exception):
         self.errors = errors
 
 
-class BridgeServicer(SessionServicer):
-    """The methods of BridgeService (see bridge.proto for each one's contract)."""
+class VariableServicer(SessionServicer):
+    """The variable methods of BridgeService (see bridge.proto for each one's contract)."""
 
     # ------------------------------------------------------------ shared steps
 

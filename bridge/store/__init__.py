@@ -7,9 +7,14 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ._interface import Store, Transaction
 from ._memory import MemoryStore
 from ._records import (
+    FINISH_STATES,
+    RUN_STATES,
+    RUNNING,
     AccessRuleRecord,
+    OptimizationRecord,
     SessionRecord,
     StoredValue,
+    TrialRecord,
     VariableRecord,
     VariableStatsRecord,
 )
@@ -28,12 +33,17 @@ def open_store(name: str = "memory", limits: Limits = DEFAULT_LIMITS) -> Store:
 
 __all__ = [
     "BACKENDS",
+    "FINISH_STATES",
+    "RUNNING",
+    "RUN_STATES",
     "AccessRuleRecord",
     "MemoryStore",
+    "OptimizationRecord",
     "SessionRecord",
     "Store",
     "StoredValue",
     "Transaction",
+    "TrialRecord",
     "VariableRecord",
     "VariableStatsRecord",
     "open_store",

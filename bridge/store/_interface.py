@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..limits import DEFAULT_LIMITS, Limits
-from ._records import SessionRecord, VariableRecord, VariableStatsRecord
+from ._records import OptimizationRecord, SessionRecord, TrialRecord, VariableRecord, VariableStatsRecord
 
 T = TypeVar("T")
 
@@ -140,6 +140,41 @@ class Store(ABC):
     @abstractmethod
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
         """Retained versions (each the variable's record as it was), newest first."""
+
+    # -- optimization runs: leases, status, per-iteration history
+
+    @abstractmethod
+    async def claim_optimization(self, record: OptimizationRecord, now: float) -> OptimizationRecord | None:
+        """Stores a running run and makes it the current run of each of its variables, atomically.
+
+        If any variable's current run is still live at `now` (another run, or an earlier save of
+        this one), nothing changes and that run is returned. Runs beyond the per-variable
+        retention (`Limits.max_optimization_runs`) are forgotten with their trials.
+        """
+
+    @abstractmethod
+    async def save_optimization(self, record: OptimizationRecord) -> None:
+        """Replaces a stored run (its status changed). When it ends (ended_at set), its time is
+        added to each variable's `optimization_time_s`."""
+
+    @abstractmethod
+    async def get_optimization(self, optimization_id: str) -> OptimizationRecord | None: ...
+
+    @abstractmethod
+    async def variable_optimizations(self, variable_id: str) -> list[OptimizationRecord]:
+        """The retained runs over a variable, oldest first; the last is its current run."""
+
+    @abstractmethod
+    async def live_optimizations(self) -> list[OptimizationRecord]:
+        """Runs in state running (their leases may have lapsed): what the reaper checks."""
+
+    @abstractmethod
+    async def add_trial(self, trial: TrialRecord) -> None:
+        """Appends a finished iteration to its run's history."""
+
+    @abstractmethod
+    async def trials(self, optimization_id: str) -> list[TrialRecord]:
+        """A run's iterations, oldest first."""
 
     @abstractmethod
     async def close(self) -> None:

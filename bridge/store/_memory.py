@@ -13,7 +13,7 @@ from typing import TypeVar
 from ..errors import SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._interface import Store, Transaction
-from ._records import SessionRecord, VariableRecord, VariableStatsRecord
+from ._records import RUNNING, OptimizationRecord, SessionRecord, TrialRecord, VariableRecord, VariableStatsRecord
 
 T = TypeVar("T")
 
@@ -93,6 +93,10 @@ class MemoryStore(Store):
         self._ids: dict[str, VariableRecord] = {}
         self._history: dict[str, _History] = {}
         self._reads: dict[str, int] = {}  # variable ID -> reads served (writes are its version)
+        self._runs: dict[str, OptimizationRecord] = {}
+        self._trials: dict[str, list[TrialRecord]] = {}  # optimization ID -> its iterations
+        self._var_runs: dict[str, list[str]] = {}  # variable ID -> its runs' IDs, oldest first
+        self._opt_time: dict[str, float] = {}  # variable ID -> seconds of ended runs over it
 
     # -- sessions
 
@@ -122,6 +126,8 @@ class MemoryStore(Store):
         async with session.lock:
             for record in session.by_name.values():
                 self._forget(record.id)
+            for run_id in [r.id for r in self._runs.values() if r.session_id == session_id]:
+                self._drop_run(run_id)
             return len(session.by_name)
 
     async def session_ids(self) -> list[str]:
@@ -131,6 +137,18 @@ class MemoryStore(Store):
         self._ids.pop(variable_id, None)
         self._history.pop(variable_id, None)
         self._reads.pop(variable_id, None)
+        self._opt_time.pop(variable_id, None)
+        for run_id in self._var_runs.pop(variable_id, ()):
+            self._drop_run(run_id)
+
+    def _drop_run(self, run_id: str) -> None:
+        run = self._runs.pop(run_id, None)
+        self._trials.pop(run_id, None)
+        if run is not None:
+            for vid in run.variable_ids:
+                runs = self._var_runs.get(vid)
+                if runs is not None and run_id in runs:
+                    runs.remove(run_id)
 
     # -- writes
 
@@ -240,7 +258,62 @@ class MemoryStore(Store):
 
     async def stats(self, variable_id: str) -> VariableStatsRecord:
         record = self._ids.get(variable_id)
-        return VariableStatsRecord(self._reads.get(variable_id, 0), record.version if record is not None else 0)
+        optimizing = self._opt_time.get(variable_id, 0.0)
+        runs = self._var_runs.get(variable_id)
+        if runs:
+            current = self._runs[runs[-1]]
+            if current.ended_at is None:
+                optimizing += current.elapsed(time.time())
+        return VariableStatsRecord(
+            self._reads.get(variable_id, 0), record.version if record is not None else 0, optimizing
+        )
+
+    # -- optimization runs (nothing here awaits: each call is atomic on the event loop)
+
+    async def claim_optimization(self, record: OptimizationRecord, now: float) -> OptimizationRecord | None:
+        for vid in record.variable_ids:
+            runs = self._var_runs.get(vid)
+            if runs:
+                holder = self._runs[runs[-1]]
+                if holder.live(now):
+                    return holder
+        self._runs[record.id] = record
+        self._trials.setdefault(record.id, [])
+        for vid in record.variable_ids:
+            runs = self._var_runs.setdefault(vid, [])
+            if record.id in runs:  # a resumed run becomes current again
+                runs.remove(record.id)
+            runs.append(record.id)
+            while len(runs) > self.limits.max_optimization_runs:
+                self._drop_run(runs[0])
+        return None
+
+    async def save_optimization(self, record: OptimizationRecord) -> None:
+        previous = self._runs.get(record.id)
+        if previous is None:
+            return  # forgotten meanwhile (its variables or session were deleted)
+        self._runs[record.id] = record
+        if previous.ended_at is None and record.ended_at is not None:
+            for vid in record.variable_ids:
+                if vid in self._ids:
+                    self._opt_time[vid] = self._opt_time.get(vid, 0.0) + record.elapsed(record.ended_at)
+
+    async def get_optimization(self, optimization_id: str) -> OptimizationRecord | None:
+        return self._runs.get(optimization_id)
+
+    async def variable_optimizations(self, variable_id: str) -> list[OptimizationRecord]:
+        return [self._runs[run_id] for run_id in self._var_runs.get(variable_id, ())]
+
+    async def live_optimizations(self) -> list[OptimizationRecord]:
+        return [run for run in self._runs.values() if run.state == RUNNING]
+
+    async def add_trial(self, trial: TrialRecord) -> None:
+        trials = self._trials.get(trial.optimization_id)
+        if trials is not None:
+            trials.append(trial)
+
+    async def trials(self, optimization_id: str) -> list[TrialRecord]:
+        return list(self._trials.get(optimization_id, ()))
 
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
         history = self._history.get(variable_id)

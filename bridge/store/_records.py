@@ -121,7 +121,74 @@ class VariableRecord(NamedTuple):
 
 
 class VariableStatsRecord(NamedTuple):
-    """Reads served, and writes applied (which is the variable's version)."""
+    """Reads served, writes applied (which is the variable's version), and time spent optimizing it."""
 
     read_count: int = 0
     write_count: int = 0
+    optimization_time_s: float = 0.0
+
+
+#: States of an optimization run; only "running" holds leases.
+RUNNING = "running"
+FINISH_STATES = ("completed", "converged", "stopped", "failed")
+RUN_STATES = (RUNNING, *FINISH_STATES, "expired")
+
+
+class OptimizationRecord(NamedTuple):
+    """One optimization run over variables of one session: its lease, status and best result.
+
+    Candidates and metrics are plain data (optimized variables are numbers and choices).
+    """
+
+    id: str
+    session_id: str
+    optimizer_type: str
+    variable_ids: tuple[str, ...]
+    variable_names: tuple[str, ...]
+    config: dict[str, Any]
+    max_iterations: int
+    convergence_threshold: float
+    direction: str
+    metric: str
+    seed: int | None
+    state: str
+    started_at: float
+    last_update: float
+    lease_ttl: float
+    lease_expires_at: float
+    #: The values the run started from, restored if no iteration ever scores.
+    initial_values: dict[str, Any]
+    iteration: int = 0
+    best_candidate: dict[str, Any] | None = None
+    best_score: float | None = None
+    best_metrics: dict[str, Any] = {}
+    best_iteration: int = 0
+    #: The last candidate written, and its iteration: what the next report scores.
+    candidate: dict[str, Any] | None = None
+    candidate_iteration: int = 0
+    stop_requested: bool = False
+    error: str = ""
+    ended_at: float | None = None
+
+    def live(self, now: float) -> bool:
+        """Running with its lease unexpired: it holds its variables."""
+        return self.state == RUNNING and now <= self.lease_expires_at
+
+    def elapsed(self, now: float) -> float:
+        return (self.ended_at if self.ended_at is not None else now) - self.started_at
+
+
+class TrialRecord(NamedTuple):
+    """One finished iteration of a run."""
+
+    optimization_id: str
+    iteration: int
+    candidate: dict[str, Any]
+    score: float | None
+    metrics: dict[str, Any]
+    timestamp: float
+    error: str = ""
+
+    @property
+    def state(self) -> str:
+        return "ok" if self.score is not None else "failed"

@@ -1,0 +1,443 @@
+"""The optimization half of BridgeService: leases, status and per-iteration history of runs.
+
+The objective runs in the client; the host is the coordinator every client of a session
+agrees on. A run holds a lease on each of its variables while its client keeps calling;
+when the client dies the lease lapses, the run ends as "expired" (its best candidate
+written back) and the variables are free again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from .._proto import bridge_pb2 as pb
+from ..codec import decode, encode, map_into
+from ..errors import BridgeError, PreconditionFailedError, ValidationError, VariableNotFoundError
+from ..limits import check_count, check_name, check_ref
+from ..optimization._protocol import DIRECTIONS
+from ..optimization._space import SEARCHABLE
+from ..store import FINISH_STATES, RUNNING, OptimizationRecord, Transaction, TrialRecord, VariableRecord
+from ._convert import timestamp
+from ._servicer import VariableServicer
+from ._sessions import Ctx
+from ._values import decode_metadata
+
+log = logging.getLogger("dspex.server")
+
+#: Longest a WaitOptimization call blocks; clients loop for longer waits.
+MAX_WAIT_SECONDS = 300.0
+
+
+class OptimizationServicer(VariableServicer):
+    """StartOptimization ... WaitOptimization (see bridge.proto)."""
+
+    def __init__(self, *args: Any, lease_ttl: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lease_ttl = lease_ttl
+        #: Set (and replaced) whenever a run changes, so WaitOptimization wakes without polling.
+        self._run_changed = asyncio.Event()
+
+    # ------------------------------------------------------------ shared steps
+
+    async def _save(self, run: OptimizationRecord) -> None:
+        await self.store.save_optimization(run)
+        changed, self._run_changed = self._run_changed, asyncio.Event()
+        changed.set()
+
+    async def _current_run(self, variable: VariableRecord) -> OptimizationRecord | None:
+        """The variable's latest run, ended as expired first if its lease lapsed."""
+        runs = await self.store.variable_optimizations(variable.id)
+        if not runs:
+            return None
+        return await self._expire_if_lapsed(runs[-1])
+
+    async def _expire_if_lapsed(self, run: OptimizationRecord) -> OptimizationRecord:
+        if run.state == RUNNING and self.clock() > run.lease_expires_at:
+            log.info("optimization lease expired", extra={"optimization": run.id, "session": run.session_id})
+            return await self._finish(run, "expired", "the optimizing client stopped renewing its lease")
+        return run
+
+    async def expire_optimizations(self) -> list[str]:
+        """Ends runs whose leases lapsed; run periodically by the server (reads do it lazily too)."""
+        expired = []
+        for run in await self.store.live_optimizations():
+            if (await self._expire_if_lapsed(run)).state == "expired":
+                expired.append(run.id)
+        return expired
+
+    async def _own_run(self, session_id: str, optimization_id: str) -> OptimizationRecord:
+        """A running run of this session, for the calls only its optimizing client makes."""
+        run = await self.store.get_optimization(optimization_id)
+        if run is None or run.session_id != session_id:
+            raise PreconditionFailedError(
+                f"no optimization {optimization_id[:64]!r} in session {session_id!r}", rule="optimization_id"
+            )
+        run = await self._expire_if_lapsed(run)
+        if run.state != RUNNING:
+            raise PreconditionFailedError(
+                f"optimization {run.id} is no longer running (state {run.state!r}"
+                + (f": {run.error}" if run.error else "")
+                + ")",
+                rule="optimization_state",
+            )
+        return run
+
+    def _renewed(self, run: OptimizationRecord, **changes: Any) -> OptimizationRecord:
+        now = self.clock()
+        return run._replace(last_update=now, lease_expires_at=now + run.lease_ttl, **changes)
+
+    def _ack(self, run: OptimizationRecord, revision: int = 0) -> pb.OptimizationAck:
+        return pb.OptimizationAck(
+            stop_requested=run.stop_requested, revision=revision, lease_expires_at=timestamp(run.lease_expires_at)
+        )
+
+    async def _write_values(
+        self, run: OptimizationRecord, values: dict[str, pb.Value], metadata: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        """Writes name -> wire value into the run's variables as one atomic write by the run.
+
+        Returns the values as stored (after coercion), as plain data, and the revision.
+        """
+        ids = dict(zip(run.variable_names, run.variable_ids, strict=True))
+
+        async def body(txn: Transaction) -> dict[str, Any]:
+            stored: dict[str, Any] = {}
+            for name, value in values.items():
+                record = await txn.get(ids[name])
+                if record is None:
+                    raise VariableNotFoundError(f"variable {name!r} of {run.id} was deleted", variable=name)
+                updated = self._writer(value, run.id, metadata)(record, txn.revision, txn.now)
+                txn.put(updated)
+                stored[name] = decode(updated.value.to_pb())
+            return stored
+
+        return await self.store.transact(run.session_id, body)
+
+    async def _finish(self, run: OptimizationRecord, state: str, error: str = "") -> OptimizationRecord:
+        """Ends a run: its variables get the best candidate (or, if nothing scored, the values it
+        started from), its leases go, and its time is counted."""
+        final = run.best_candidate if run.best_candidate is not None else run.initial_values
+        reason = "best" if run.best_candidate is not None else "restored"
+        metadata = {"optimization_id": run.id, "final": reason, "state": state}
+        try:
+            await self._write_values(run, {k: encode(v) for k, v in final.items()}, metadata)
+        except BridgeError as exc:  # e.g. a variable deleted meanwhile: the run still ends
+            error = f"{error}; " if error else ""
+            error += f"could not write the final values: {exc.message}"
+        now = self.clock()
+        ended = run._replace(state=state, error=error or run.error, ended_at=now, last_update=now, lease_expires_at=now)
+        await self._save(ended)
+        log.info("optimization ended", extra={"optimization": run.id, "state": state, "iteration": run.iteration})
+        return ended
+
+    async def _variables(self, session_id: str, refs: Iterable[str], permission: str) -> list[VariableRecord]:
+        records = []
+        for ref in refs:
+            record = await self._find(session_id, ref, permission)
+            if record is None:
+                raise self._not_found(ref, session_id)
+            records.append(record)
+        return records
+
+    # ------------------------------------------------------------ the optimizing client's calls
+
+    async def StartOptimization(
+        self, request: pb.StartOptimizationRequest, context: Ctx
+    ) -> pb.StartOptimizationResponse:
+        session_id = await self._authenticate(request, context)
+        refs = list(request.refs)
+        if not refs:
+            raise ValidationError("start_optimization needs at least one variable", rule="refs")
+        check_count(len(refs), self.limits.max_batch_size, "variables in one run", "max_batch_size")
+        for ref in refs:
+            check_ref(ref, self.limits)
+        optimizer_type = check_name(request.optimizer_type, "optimizer_type", self.limits)
+        if request.direction not in DIRECTIONS:
+            raise ValidationError(f"direction must be one of {list(DIRECTIONS)}, got {request.direction[:40]!r}")
+        if not 0 < request.max_iterations <= self.limits.max_optimization_iterations:
+            raise ValidationError(
+                f"max_iterations must be between 1 and {self.limits.max_optimization_iterations}, "
+                f"got {request.max_iterations}",
+                rule="max_iterations",
+            )
+        lease_ttl = request.lease_ttl_seconds or self.lease_ttl
+        if not (math.isfinite(lease_ttl) and 0 < lease_ttl <= self.limits.max_lease_ttl):
+            raise ValidationError(
+                f"lease_ttl_seconds must be in (0, {self.limits.max_lease_ttl}], got {lease_ttl}", rule="lease_ttl"
+            )
+        if not math.isfinite(request.convergence_threshold):
+            raise ValidationError("convergence_threshold must be finite", rule="convergence_threshold")
+        config = decode_metadata(request.config, "optimizer_config", self.limits, "optimizer_config")
+        variables = await self._variables(session_id, refs, "optimize")
+        owner = variables[0].session_id
+        if any(v.session_id != owner for v in variables):
+            raise ValidationError("the variables of one run must all belong to one session", rule="refs")
+        if len({v.id for v in variables}) != len(variables):
+            raise ValidationError(f"{refs} name one variable more than once", rule="refs")
+        for v in variables:
+            if v.type not in SEARCHABLE:
+                raise ValidationError(
+                    f"{v.name}: a {v.type!r} variable cannot be optimized; optimizable types: {', '.join(SEARCHABLE)}",
+                    variable=v.name,
+                    rule="search_space",
+                )
+        for v in variables:  # runs whose clients died free their variables before the claim below
+            await self._current_run(v)
+        live = [r for r in await self.store.live_optimizations() if r.session_id == owner and r.live(self.clock())]
+        check_count(len(live) + 1, self.limits.max_live_optimizations, "live optimizations", "max_live_optimizations")
+        now = self.clock()
+        run = await self._resumed(request, owner, variables, now, lease_ttl)
+        if run is None:
+            run = OptimizationRecord(
+                id=f"opt_{secrets.token_hex(12)}",
+                session_id=owner,
+                optimizer_type=optimizer_type,
+                variable_ids=tuple(v.id for v in variables),
+                variable_names=tuple(v.name for v in variables),
+                config=config,
+                max_iterations=request.max_iterations,
+                convergence_threshold=request.convergence_threshold,
+                direction=request.direction,
+                metric=request.metric,
+                seed=request.seed if request.has_seed else None,
+                state=RUNNING,
+                started_at=now,
+                last_update=now,
+                lease_ttl=lease_ttl,
+                lease_expires_at=now + lease_ttl,
+                initial_values={v.name: decode(v.value.to_pb()) for v in variables},
+            )
+        holder = await self.store.claim_optimization(run, now)
+        if holder is not None:
+            names = [v.name for v in variables if v.id in holder.variable_ids]
+            raise PreconditionFailedError(
+                f"variable {names[0]!r} is already being optimized (optimization {holder.id}, "
+                f"{holder.optimizer_type}, iteration {holder.iteration} of {holder.max_iterations}); "
+                "stop it with stop_optimization() or wait for it with wait_optimization()",
+                variable=names[0],
+                rule="optimization_lease",
+            )
+        changed, self._run_changed = self._run_changed, asyncio.Event()
+        changed.set()
+        log.info("optimization started", extra={"optimization": run.id, "optimizer": optimizer_type})
+        return pb.StartOptimizationResponse(
+            optimization_id=run.id,
+            lease_ttl_seconds=lease_ttl,
+            variable_ids=run.variable_ids,
+            variable_names=run.variable_names,
+        )
+
+    async def _resumed(
+        self,
+        request: pb.StartOptimizationRequest,
+        owner: str,
+        variables: list[VariableRecord],
+        now: float,
+        lease_ttl: float,
+    ) -> OptimizationRecord | None:
+        """The earlier run to continue, made running again; None for a new run."""
+        if not request.resume_optimization_id:
+            return None
+        run = await self.store.get_optimization(request.resume_optimization_id)
+        if run is None or run.session_id != owner:
+            raise PreconditionFailedError(
+                f"no optimization {request.resume_optimization_id[:64]!r} to resume in session {owner!r}",
+                rule="resume",
+            )
+        if run.variable_ids != tuple(v.id for v in variables) or run.optimizer_type != request.optimizer_type:
+            raise ValidationError(
+                f"{run.id} optimized {list(run.variable_names)} with {run.optimizer_type!r}; "
+                "resume it with the same variables and optimizer_type",
+                rule="resume",
+            )
+        if run.state == RUNNING:
+            return run  # live (a lapsed one was expired above): the claim refuses it
+        if run.state not in ("stopped", "failed", "expired"):
+            raise PreconditionFailedError(f"{run.id} ended {run.state!r}; only stopped, failed or expired runs resume")
+        return run._replace(
+            state=RUNNING,
+            error="",
+            stop_requested=False,
+            ended_at=None,
+            started_at=now - run.elapsed(run.ended_at or now),  # elapsed time keeps counting from where it was
+            last_update=now,
+            lease_ttl=lease_ttl,
+            lease_expires_at=now + lease_ttl,
+            max_iterations=request.max_iterations,
+        )
+
+    async def WriteCandidate(self, request: pb.WriteCandidateRequest, context: Ctx) -> pb.OptimizationAck:
+        session_id = await self._authenticate(request, context)
+        run = await self._own_run(session_id, request.optimization_id)
+        iteration = request.iteration
+        if not run.iteration < iteration <= run.max_iterations:
+            raise ValidationError(
+                f"{run.id}: iteration {iteration} is not after the last reported ({run.iteration}) "
+                f"and within max_iterations ({run.max_iterations})",
+                rule="iteration",
+            )
+        values = {entry.key: entry.value for entry in request.candidate.entries}
+        if sorted(values) != sorted(run.variable_names) or len(values) != len(request.candidate.entries):
+            raise ValidationError(
+                f"{run.id}: a candidate names each of {list(run.variable_names)} once, got "
+                f"{[e.key[:40] for e in request.candidate.entries][:10]}",
+                rule="candidate",
+            )
+        stored, revision = await self._write_values(run, values, {"optimization_id": run.id, "iteration": iteration})
+        run = self._renewed(run, candidate=stored, candidate_iteration=iteration)
+        await self.store.save_optimization(run)
+        return self._ack(run, revision)
+
+    async def ReportTrial(self, request: pb.ReportTrialRequest, context: Ctx) -> pb.OptimizationAck:
+        session_id = await self._authenticate(request, context)
+        run = await self._own_run(session_id, request.optimization_id)
+        if request.iteration != run.candidate_iteration or run.candidate is None or request.iteration <= run.iteration:
+            raise ValidationError(
+                f"{run.id}: iteration {request.iteration} has no written candidate to report on "
+                f"(last written: {run.candidate_iteration}, last reported: {run.iteration})",
+                rule="iteration",
+            )
+        score = request.score if request.HasField("score") else None
+        if score is not None and not math.isfinite(score):
+            raise ValidationError(f"{run.id}: score {score} is not finite; report a failed iteration", rule="score")
+        metrics = dict(decode_metadata(request.metrics, f"{run.id} metrics", self.limits, "metrics"))
+        error = request.error[:2000]
+        now = self.clock()
+        await self.store.add_trial(TrialRecord(run.id, request.iteration, run.candidate, score, metrics, now, error))
+        changes: dict[str, Any] = {"iteration": request.iteration}
+        if score is not None and (run.best_score is None or _better(score, run.best_score, run.direction)):
+            changes.update(
+                best_candidate=run.candidate, best_score=score, best_metrics=metrics, best_iteration=request.iteration
+            )
+        run = self._renewed(run, **changes)
+        await self._save(run)
+        return self._ack(run)
+
+    async def RenewOptimization(self, request: pb.RenewOptimizationRequest, context: Ctx) -> pb.OptimizationAck:
+        session_id = await self._authenticate(request, context)
+        run = self._renewed(await self._own_run(session_id, request.optimization_id))
+        await self.store.save_optimization(run)
+        return self._ack(run)
+
+    async def FinishOptimization(self, request: pb.FinishOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
+        session_id = await self._authenticate(request, context)
+        if request.state not in FINISH_STATES:
+            raise ValidationError(f"state must be one of {list(FINISH_STATES)}, got {request.state[:40]!r}")
+        run = await self._own_run(session_id, request.optimization_id)
+        return self._status(await self._finish(run, request.state, request.error[:2000]))
+
+    # ------------------------------------------------------------ any client's calls
+
+    async def StopOptimization(self, request: pb.StopOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
+        session_id = await self._authenticate(request, context)
+        [variable] = await self._variables(session_id, [request.ref], "optimize")
+        run = await self._current_run(variable)
+        if run is None or run.state != RUNNING:
+            raise PreconditionFailedError(
+                f"variable {variable.name!r} is not being optimized"
+                + (f" (its last run {run.id} ended {run.state!r})" if run else ""),
+                variable=variable.name,
+                rule="optimization_state",
+            )
+        run = run._replace(stop_requested=True)
+        await self._save(run)
+        log.info("optimization stop requested", extra={"optimization": run.id, "session": session_id})
+        return self._status(run)
+
+    async def GetOptimizationStatus(
+        self, request: pb.GetOptimizationStatusRequest, context: Ctx
+    ) -> pb.OptimizationStatus:
+        session_id = await self._authenticate(request, context)
+        [variable] = await self._variables(session_id, [request.ref], "read")
+        return self._status(await self._current_run(variable))
+
+    async def WaitOptimization(self, request: pb.WaitOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
+        session_id = await self._authenticate(request, context)
+        [variable] = await self._variables(session_id, [request.ref], "read")
+        timeout = request.timeout_seconds
+        if not (math.isfinite(timeout) and timeout >= 0):
+            raise ValidationError(f"timeout_seconds must be >= 0, got {timeout}", rule="timeout")
+        deadline = self.clock() + (min(timeout, MAX_WAIT_SECONDS) if timeout > 0 else MAX_WAIT_SECONDS)
+        while True:
+            changed = self._run_changed  # taken before the check: a change after it still wakes us
+            run = await self._current_run(variable)
+            now = self.clock()
+            if run is None or run.state != RUNNING or now >= deadline:
+                return self._status(run)
+            wake = min(deadline, run.lease_expires_at + 0.01) - now  # a lapsing lease ends the run
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(wake, 0.001))
+
+    async def GetOptimizationHistory(
+        self, request: pb.GetOptimizationHistoryRequest, context: Ctx
+    ) -> pb.GetOptimizationHistoryResponse:
+        session_id = await self._authenticate(request, context)
+        [variable] = await self._variables(session_id, [request.ref], "read")
+        if request.limit <= 0:
+            raise ValidationError(f"limit must be positive, got {request.limit}", rule="limit")
+        limit = min(request.limit, self.limits.max_optimization_iterations)
+        since = request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None
+        runs = await self.store.variable_optimizations(variable.id)
+        if request.optimization_id:
+            runs = [r for r in runs if r.id == request.optimization_id]
+        entries: list[TrialRecord] = []
+        for run in runs:
+            entries.extend(t for t in await self.store.trials(run.id) if since is None or t.timestamp > since)
+        response = pb.GetOptimizationHistoryResponse()
+        for trial in entries[-limit:]:
+            entry = response.entries.add(
+                optimization_id=trial.optimization_id,
+                iteration=trial.iteration,
+                timestamp=timestamp(trial.timestamp),
+                state=trial.state,
+                error=trial.error,
+            )
+            map_into(entry.candidate, trial.candidate, self.limits)
+            map_into(entry.metrics, trial.metrics, self.limits)
+            if trial.score is not None:
+                entry.score = trial.score
+        return response
+
+    def _status(self, run: OptimizationRecord | None) -> pb.OptimizationStatus:
+        if run is None:
+            return pb.OptimizationStatus(exists=False)
+        status = pb.OptimizationStatus(
+            exists=True,
+            optimization_id=run.id,
+            optimizer_type=run.optimizer_type,
+            state=run.state,
+            is_optimizing=run.state == RUNNING,
+            iteration=run.iteration,
+            max_iterations=run.max_iterations,
+            variable_ids=run.variable_ids,
+            variable_names=run.variable_names,
+            best_iteration=run.best_iteration,
+            started_at=timestamp(run.started_at),
+            last_update=timestamp(run.last_update),
+            lease_expires_at=timestamp(run.lease_expires_at),
+            direction=run.direction,
+            metric=run.metric,
+            convergence_threshold=run.convergence_threshold,
+            stop_requested=run.stop_requested,
+            error=run.error,
+            elapsed_seconds=run.elapsed(self.clock()),
+            seed=run.seed or 0,
+            has_seed=run.seed is not None,
+            session_id=run.session_id,
+        )
+        map_into(status.best_candidate, run.best_candidate, self.limits)
+        map_into(status.best_metrics, run.best_metrics, self.limits)
+        map_into(status.config, run.config, self.limits)
+        if run.best_score is not None:
+            status.best_score = run.best_score
+        return status
+
+
+def _better(score: float, best: float, direction: str) -> bool:
+    return score > best if direction == "maximize" else score < best
