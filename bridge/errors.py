@@ -98,6 +98,28 @@ class AuthenticationError(BridgeError, PermissionError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class RevisionCompactedError(BridgeError, LookupError):
+    """A watch asked for writes the session's event log no longer holds (compacted, or another history).
+
+    Details: `oldest_revision`, the oldest revision the log still holds, and `revision`, the one asked for.
+    A watching client answers it with a fresh snapshot rather than skipping what it missed.
+    """
+
+    kind = "revision_compacted"
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class WatchOverflowError(BridgeError):
+    """A watcher fell further behind than its buffer holds; its stream ended so that writers never wait.
+
+    Details: `resume_revision`, the first revision it has not been sent. Resumable: the client
+    reconnects from there and reads what it missed from the event log.
+    """
+
+    kind = "watch_overflow"
+    code = grpc.StatusCode.ABORTED
+
+
 _ALL: tuple[type[BridgeError], ...] = (
     VariableNotFoundError,
     SessionNotFoundError,
@@ -110,6 +132,8 @@ _ALL: tuple[type[BridgeError], ...] = (
     VariableTypeError,
     AccessDeniedError,
     AuthenticationError,
+    RevisionCompactedError,
+    WatchOverflowError,
 )
 
 #: kind -> (exception class, status code). The single source of truth for both ends.

@@ -42,6 +42,12 @@ class Limits:
     max_optimization_runs: int = 100  # retained per variable, with their histories; older ones are forgotten
     max_live_optimizations: int = 64  # running at once per session
     max_lease_ttl: float = 3600.0  # seconds a run may go without a renewing call
+    max_event_log_entries: int = 10_000  # writes each session's event log keeps for resuming watches
+    max_event_log_bytes: int = 64 * 1024 * 1024  # per session, values and metadata; the latest write is always kept
+    max_watches_per_session: int = 1_000  # open watch streams on one session's variables
+    max_watches: int = 10_000  # open watch streams on the server
+    max_watch_refs: int = 10_000  # variables one watch names
+    max_watch_buffer: int = 1_000  # writes a watcher may fall behind before its stream ends (it resumes)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_nesting_depth <= HARD_MAX_NESTING:

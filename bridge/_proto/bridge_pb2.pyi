@@ -493,20 +493,22 @@ class OptimizationAck(_message.Message):
     def __init__(self, stop_requested: _Optional[bool] = ..., revision: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ReportTrialRequest(_message.Message):
-    __slots__ = ("session_token", "optimization_id", "iteration", "score", "metrics", "error")
+    __slots__ = ("session_token", "optimization_id", "iteration", "score", "metrics", "error", "next_candidate")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     optimization_id: str
     iteration: int
     score: float
     metrics: MapValue
     error: str
-    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    next_candidate: MapValue
+    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ..., error: _Optional[str] = ..., next_candidate: _Optional[_Union[MapValue, _Mapping]] = ...) -> None: ...
 
 class RenewOptimizationRequest(_message.Message):
     __slots__ = ("session_token", "optimization_id")

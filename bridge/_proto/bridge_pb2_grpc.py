@@ -247,7 +247,8 @@ class BridgeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportTrial(self, request, context):
-        """Records one finished iteration (its score, or its failure) in the run's history.
+        """Records one finished iteration (its score, or its failure) in the run's history and,
+        in the same call, writes the next iteration's candidate: one round trip per iteration.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -15,7 +15,8 @@ from ..types import prepare
 
 
 def to_datetime(ts: Timestamp) -> datetime:
-    return datetime.fromtimestamp(ts.ToNanoseconds() / 1e9, tz=UTC)
+    """An aware UTC datetime, truncated to the microsecond exactly (no float rounding)."""
+    return ts.ToDatetime(tzinfo=UTC)
 
 
 def variable_info(msg: pb.Variable, include_stats: bool = False) -> dict[str, Any]:

@@ -84,11 +84,19 @@ class _Calls:
         map_into(request.candidate, candidate)
         return (await self.session._call(self._write, request, "write_candidate")).stop_requested
 
-    async def report(self, iteration: int, score: float | None, metrics: dict[str, Any], error: str) -> bool:
+    async def report(
+        self,
+        iteration: int,
+        score: float | None,
+        metrics: dict[str, Any],
+        error: str,
+        next_candidate: dict[str, Any] | None,
+    ) -> bool:
         request = pb.ReportTrialRequest(optimization_id=self.optimization_id, iteration=iteration, error=error)
         if score is not None:
             request.score = score
         map_into(request.metrics, metrics)
+        map_into(request.next_candidate, next_candidate)
         return (await self.session._call(self._report, request, "report_trial")).stop_requested
 
     async def renew(self) -> bool:
@@ -307,7 +315,7 @@ class OptimizationMethods:
         """The variable's iterations over its runs, oldest first (the most recent `limit`)."""
         request = pb.GetOptimizationHistoryRequest(ref=variable, limit=limit, optimization_id=optimizer_id or "")
         if since is not None:
-            request.since.FromNanoseconds(int(since.timestamp() * 1e9))
+            request.since.FromDatetime(since)  # exact to the microsecond (a float would not be)
         response = await self._call(self._stub.GetOptimizationHistory, request, "get_optimization_history", variable)
         name = variable
         if is_id(variable):

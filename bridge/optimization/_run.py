@@ -1,11 +1,13 @@
 """The loop behind start_optimization: ask -> write the candidate -> evaluate -> report -> tell.
 
-It runs as an asyncio task of the client that started it. Each iteration makes two round
-trips: WriteCandidate (the candidate becomes a versioned write the objective can read) and
-ReportTrial (score and metrics into the server's history; its answer carries a stop
-request from any client). A heartbeat renews the leases while an evaluation takes long.
-Optimizer calls and sync objectives run in a worker thread, so the event loop (watchers,
-heartbeats, a notebook) keeps going while a GP fits or a program compiles.
+It runs as an asyncio task of the client that started it. Each iteration makes one round
+trip: ReportTrial records its score and metrics in the server's history and, in the same
+call, writes the next candidate into the variables (a versioned write the next evaluation
+can read); its answer carries a stop request from any client. Only the first candidate
+needs a WriteCandidate of its own. A heartbeat renews the leases while an evaluation takes
+long. Sync objectives and optimizer calls move to a worker thread once one is slow
+(`_offload`), so the event loop (watchers, heartbeats, a notebook) keeps going while a
+program compiles or a GP fits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._objective import ObjectiveResultError, ObjectiveSpec
+from ._offload import Offloader
 from ._protocol import Optimizer
 from ._space import SearchSpace, Trial
 
@@ -37,7 +40,14 @@ class RunCalls(Protocol):
 
     async def write_candidate(self, iteration: int, candidate: dict[str, Any]) -> bool: ...
 
-    async def report(self, iteration: int, score: float | None, metrics: dict[str, Any], error: str) -> bool: ...
+    async def report(
+        self,
+        iteration: int,
+        score: float | None,
+        metrics: dict[str, Any],
+        error: str,
+        next_candidate: dict[str, Any] | None,
+    ) -> bool: ...
 
     async def renew(self) -> bool: ...
 
@@ -96,6 +106,8 @@ class RunLoop:
         self.state: str | None = None
         self.error = ""
         self._stop = asyncio.Event()
+        self._optimizer = Offloader()  # optimizer calls, inline while quick
+        self._sync_objective = Offloader()
 
     def request_stop(self) -> None:
         """Ends the run after the iteration in progress (stop_optimization from this client)."""
@@ -142,32 +154,35 @@ class RunLoop:
             self.error = f"{error}; finishing on the server failed: {exc}" if error else f"finish failed: {exc}"
 
     async def _iterate(self, progress: Any) -> tuple[str, str]:
+        """The iterations: one round trip each, since the report of one carries the next candidate."""
         settings = self.settings
         last_error = ""
-        while self.iteration < settings.max_iterations:
-            if self._stop.is_set():
-                return "stopped", ""
+        first = self.iteration + 1
+        if first > settings.max_iterations:
+            return self._ended("completed", last_error)
+        proposal = await self._optimizer(self.optimizer.ask, first)
+        if proposal is None:
+            return self._ended("completed", last_error)
+        candidate = self._checked(proposal)
+        stop = await self.calls.write_candidate(first, candidate)
+        while True:
             iteration = self.iteration + 1
-            proposal = await asyncio.to_thread(self.optimizer.ask, iteration)
-            if proposal is None:
-                return self._ended("completed", last_error)
-            candidate = self.space.check(proposal, f"optimizer {self.optimizer_type!r}")
-            stop = await self.calls.write_candidate(iteration, candidate)
             value = candidate if self.joint else candidate[self.space.names[0]]
-            try:
-                score, metrics = await self.objective.evaluate(value)
-                error = ""
-            except ObjectiveResultError as exc:
-                score, metrics, error = None, {"error": str(exc)}, str(exc)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                score, metrics = None, {"error": error}
-                log.warning("objective failed at iteration %d: %s", iteration, error)
-            stop = await self.calls.report(iteration, score, metrics, error) or stop
+            score, metrics, error = await self._evaluate(iteration, value)
             self.iteration = iteration
             self._track(score)
             last_error = error or last_error
-            await asyncio.to_thread(self.optimizer.tell, iteration, candidate, score, metrics)
+            done = converged(
+                self.best_so_far, settings.convergence_threshold, settings.patience, self.objective.direction
+            )
+            more = not (done or stop or self._stop.is_set()) and iteration < settings.max_iterations
+            try:
+                proposal = await self._optimizer(self._tell_then_ask, iteration, candidate, score, metrics, more)
+                following = self._checked(proposal) if proposal is not None else None
+            except Exception:
+                await self.calls.report(iteration, score, metrics, error, None)  # the iteration still counts
+                raise
+            stop = await self.calls.report(iteration, score, metrics, error, following) or stop
             await self._callback(iteration, value, metrics)
             if progress is not None:
                 progress.update()
@@ -175,9 +190,32 @@ class RunLoop:
                     progress.set_postfix(best=f"{self.best_so_far[-1]:.4g}", refresh=False)
             if stop or self._stop.is_set():
                 return "stopped", ""
-            if converged(self.best_so_far, settings.convergence_threshold, settings.patience, self.objective.direction):
+            if done:
                 return "converged", ""
-        return self._ended("completed", last_error)
+            if following is None:  # max_iterations reached, or the optimizer has nothing left to try
+                return self._ended("completed", last_error)
+            candidate = following
+
+    def _checked(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        return self.space.check(proposal, f"optimizer {self.optimizer_type!r}")
+
+    def _tell_then_ask(
+        self, iteration: int, candidate: dict[str, Any], score: float | None, metrics: dict[str, Any], more: bool
+    ) -> dict[str, Any] | None:
+        self.optimizer.tell(iteration, candidate, score, metrics)
+        return self.optimizer.ask(iteration + 1) if more else None
+
+    async def _evaluate(self, iteration: int, value: Any) -> tuple[float | None, dict[str, Any], str]:
+        """(score, metrics, error): a failing objective fails its iteration, not the run."""
+        try:
+            score, metrics = await self.objective.evaluate(value, self._sync_objective)
+            return score, metrics, ""
+        except ObjectiveResultError as exc:
+            return None, {"error": str(exc)}, str(exc)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("objective failed at iteration %d: %s", iteration, error)
+            return None, {"error": error}, error
 
     def _ended(self, state: str, last_error: str) -> tuple[str, str]:
         if self.iteration > 0 and self.scored == 0:

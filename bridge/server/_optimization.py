@@ -275,24 +275,29 @@ class OptimizationServicer(VariableServicer):
     async def WriteCandidate(self, request: pb.WriteCandidateRequest, context: Ctx) -> pb.OptimizationAck:
         session_id = await self._authenticate(request, context)
         run = await self._own_run(session_id, request.optimization_id)
-        iteration = request.iteration
+        run, revision = await self._write_candidate(run, request.iteration, request.candidate)
+        await self.store.save_optimization(run)
+        return self._ack(run, revision)
+
+    async def _write_candidate(
+        self, run: OptimizationRecord, iteration: int, candidate: pb.MapValue
+    ) -> tuple[OptimizationRecord, int]:
+        """Writes an iteration's candidate into the run's variables; returns the renewed run and the revision."""
         if not run.iteration < iteration <= run.max_iterations:
             raise ValidationError(
                 f"{run.id}: iteration {iteration} is not after the last reported ({run.iteration}) "
                 f"and within max_iterations ({run.max_iterations})",
                 rule="iteration",
             )
-        values = {entry.key: entry.value for entry in request.candidate.entries}
-        if sorted(values) != sorted(run.variable_names) or len(values) != len(request.candidate.entries):
+        values = {entry.key: entry.value for entry in candidate.entries}
+        if sorted(values) != sorted(run.variable_names) or len(values) != len(candidate.entries):
             raise ValidationError(
                 f"{run.id}: a candidate names each of {list(run.variable_names)} once, got "
-                f"{[e.key[:40] for e in request.candidate.entries][:10]}",
+                f"{[e.key[:40] for e in candidate.entries][:10]}",
                 rule="candidate",
             )
         stored, revision = await self._write_values(run, values, {"optimization_id": run.id, "iteration": iteration})
-        run = self._renewed(run, candidate=stored, candidate_iteration=iteration)
-        await self.store.save_optimization(run)
-        return self._ack(run, revision)
+        return self._renewed(run, candidate=stored, candidate_iteration=iteration), revision
 
     async def ReportTrial(self, request: pb.ReportTrialRequest, context: Ctx) -> pb.OptimizationAck:
         session_id = await self._authenticate(request, context)
@@ -316,8 +321,15 @@ class OptimizationServicer(VariableServicer):
                 best_candidate=run.candidate, best_score=score, best_metrics=metrics, best_iteration=request.iteration
             )
         run = self._renewed(run, **changes)
-        await self._save(run)
-        return self._ack(run)
+        revision = 0
+        if request.next_candidate.entries and not run.stop_requested:
+            try:
+                run, revision = await self._write_candidate(run, request.iteration + 1, request.next_candidate)
+            finally:
+                await self._save(run)  # the report stands even if the next candidate is refused
+        else:
+            await self._save(run)
+        return self._ack(run, revision)
 
     async def RenewOptimization(self, request: pb.RenewOptimizationRequest, context: Ctx) -> pb.OptimizationAck:
         session_id = await self._authenticate(request, context)
@@ -382,13 +394,16 @@ class OptimizationServicer(VariableServicer):
         if request.limit <= 0:
             raise ValidationError(f"limit must be positive, got {request.limit}", rule="limit")
         limit = min(request.limit, self.limits.max_optimization_iterations)
-        since = request.since.ToNanoseconds() / 1e9 if request.HasField("since") else None
+        # Exclusive, at a datetime's resolution: an entry's own timestamp, given back, excludes it.
+        since = request.since.ToMicroseconds() if request.HasField("since") else None
         runs = await self.store.variable_optimizations(variable.id)
         if request.optimization_id:
             runs = [r for r in runs if r.id == request.optimization_id]
         entries: list[TrialRecord] = []
         for run in runs:
-            entries.extend(t for t in await self.store.trials(run.id) if since is None or t.timestamp > since)
+            entries.extend(
+                t for t in await self.store.trials(run.id) if since is None or int(t.timestamp * 1e6) > since
+            )
         response = pb.GetOptimizationHistoryResponse()
         for trial in entries[-limit:]:
             entry = response.entries.add(

@@ -192,3 +192,40 @@ class TrialRecord(NamedTuple):
     @property
     def state(self) -> str:
         return "ok" if self.score is not None else "failed"
+
+
+class Change(NamedTuple):
+    """One variable's part of a logged write: its record before and after."""
+
+    #: None when the write created the variable.
+    old: VariableRecord | None
+    #: None when the write deleted it.
+    new: VariableRecord | None
+    #: Who wrote it: a session ID, or an optimization ID for a run's candidates.
+    writer: str
+
+    @property
+    def record(self) -> VariableRecord:
+        """The record that names the variable: the new one, or for a deletion the last one."""
+        return self.new if self.new is not None else self.old  # type: ignore[return-value]
+
+
+class LogEntry(NamedTuple):
+    """One write of a session's event log: one revision, its time, and every variable it changed (a batch: several)."""
+
+    revision: int
+    time: float
+    changes: tuple[Change, ...]
+
+
+class EventLog(NamedTuple):
+    """A read of a session's event log (`Store.event_log`)."""
+
+    #: Names this history: a session re-created under the same ID, or a store that lost it, has another.
+    history_id: str
+    #: The oldest revision still held (the current revision + 1 when the log is empty).
+    oldest_revision: int
+    #: The session's revision when read.
+    revision: int
+    #: Writes from the asked revision on, oldest first.
+    entries: list[LogEntry]

@@ -94,17 +94,16 @@ async def test_status_before_any_run(session: SessionContext) -> None:
 
 async def test_each_candidate_is_a_versioned_write_by_the_run(session: SessionContext) -> None:
     await temperature(session)
-    seen: list[tuple[int, str, dict]] = []
+    seen: list[tuple[float, str, dict]] = []
 
-    async def inspect_write(iteration: int, value: float, metrics: dict) -> None:
-        [info] = await session.list_variables("temperature")
-        seen.append((iteration, info["updated_by"], info["last_update_metadata"]))
+    async def objective(x: float) -> float:  # while a candidate is evaluated, the variable holds it
+        [info] = await session.list_variables("temperature", include_values=True)
+        seen.append((info["value"] - x, info["updated_by"], info["last_update_metadata"]))
+        return parabola(x)
 
-    opt_id = await session.start_optimization(
-        "temperature", "random", max_iterations=5, callback=inspect_write, objective=parabola, seed=1
-    )
+    opt_id = await session.start_optimization("temperature", "random", max_iterations=5, objective=objective, seed=1)
     await session.wait_optimization("temperature", timeout=60)
-    assert seen == [(i, opt_id, {"optimization_id": opt_id, "iteration": i}) for i in range(1, 6)]
+    assert seen == [(0.0, opt_id, {"optimization_id": opt_id, "iteration": i}) for i in range(1, 6)]
     [info] = await session.list_variables("temperature")
     assert info["version"] == 1 + 5 + 1  # registration, five candidates, the best written back
     assert info["updated_by"] == opt_id and info["last_update_metadata"]["final"] == "best"
