@@ -89,7 +89,7 @@ async def load_study(
     names = list(status["variables"])
     history = await session.get_optimization_history(variable, limit=limit, optimizer_id=run_id)
     infos = await session.get_variables(names, include_metadata=True)
-    space = search_space([infos[name] for name in names])
+    space = search_space([infos[name] for name in names], (status["config"] or {}).get("bounds"))
     return to_optuna_study(
         sorted(history, key=lambda entry: entry["iteration"]),
         space,
