@@ -23,8 +23,8 @@ PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 # torch is pinned: an open range would pull a multi-GB CUDA build on a fresh machine.
 SETUPS = {
-    "demo": ["-e", "."],
-    "test": ["torch==2.13.0", "-e", ".[dev]"],
+    "demo": ["-e", ".[dspy]"],
+    "test": ["torch==2.13.0", "-e", ".[dev,dspy]"],
     "bench": ["-e", ".[dev]"],
 }
 
