@@ -5,23 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from convergence_budgets import BUDGETS
 from optimization_support import OPTIMUM, Recorder, accuracy, other_client, parabola, temperature
 
 from bridge import SessionContext
-
-#: optimizer -> (config, max_iterations, tolerance on |best - 0.3|), through the bridge with seed 0.
-#: Seeded runs are deterministic, so these hold exactly; they match tests/optimizers' direct runs.
-BUDGETS = {
-    "bayesian": ({}, 25, 0.01),
-    "tpe": ({}, 60, 0.02),
-    "gp": ({}, 30, 0.01),
-    "cmaes": ({}, 80, 0.01),
-    "random": ({}, 80, 0.05),
-    "qmc": ({}, 64, 0.02),
-    "nsga2": ({}, 150, 0.05),
-    "grid_search": ({"n_points": 21}, 21, 1e-9),
-    "gradient": ({}, 60, 0.02),
-}
 
 
 @pytest.mark.parametrize("optimizer", sorted(BUDGETS))

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from convergence_budgets import BUDGETS
 from optimizer_support import FAST, SPACE, parabola, run
 from optuna.distributions import FloatDistribution
 
 from optimizers import BUILTINS
 
-#: name -> (config, iterations, tolerance on |best x - 0.3|). Budgets are what each method needs
-#: on this 1-D problem; the tolerances hold for the seeds below (the runs are deterministic).
-CONVERGENCE = {
-    "bayesian": ({}, 25, 0.01),
-    "tpe": ({}, 60, 0.02),
-    "gp": ({}, 30, 0.01),
-    "cmaes": ({}, 80, 0.01),
-    "random": ({}, 80, 0.05),
-    "qmc": ({}, 64, 0.02),  # the Sobol points come within 2/64 of every x
-    "nsga2": ({}, 150, 0.05),
-    "grid_search": ({"n_points": 21}, 21, 1e-9),  # 0.3 is on the grid (step 0.1)
-    "gradient": ({}, 60, 0.02),
-}
+CONVERGENCE = BUDGETS
 
 
 def test_the_table_covers_every_builtin() -> None:
