@@ -21,6 +21,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class ServerPorts:
     bridge: int
     echo: int
+    fanout: int = 0  # the raw fan-out baseline of benchmarks.watch
+    pid: int = 0  # the server process, whose memory benchmarks.watch reads
 
 
 @contextlib.contextmanager
@@ -42,7 +44,7 @@ def server_process(cpu: int | None = None) -> Iterator[ServerPorts]:
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError(f"server process exited early with code {proc.wait()}")
-        yield ServerPorts(**json.loads(line))
+        yield ServerPorts(**json.loads(line), pid=proc.pid)
     finally:
         proc.stdin.close()  # EOF asks the servers to stop gracefully
         _reap(proc)

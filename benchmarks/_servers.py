@@ -3,7 +3,8 @@
 Run as `python -m benchmarks._servers [--cpu N]`. Both servers share this process (and so its event
 loop and gRPC poller), so the bridge is compared with plain gRPC under the same conditions,
 while the measuring client lives in another process, as it would in real use. The bound
-ports are printed as one JSON line; the process stops when its stdin is closed.
+ports are printed as one JSON line; the process stops when its stdin is closed. A raw gRPC
+fan-out server (`benchmarks._fanout`) runs beside them, the baseline of watch fan-out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import grpc
 
 from bridge.limits import channel_options
 from bridge.server import BridgeServer
+
+from ._fanout import start_fanout_server
 
 ECHO_METHOD = "/benchmarks.Echo/Echo"
 
@@ -39,11 +42,13 @@ async def _start_echo_server() -> tuple[grpc.aio.Server, int]:
 
 
 async def serve() -> None:
-    """Starts both servers, reports their ports, and runs until stdin reaches EOF."""
+    """Starts the servers, reports their ports, and runs until stdin reaches EOF."""
     bridge = await BridgeServer().start()
     echo, echo_port = await _start_echo_server()
-    print(json.dumps({"bridge": bridge.port, "echo": echo_port}), flush=True)
+    fanout, fanout_port = await start_fanout_server()
+    print(json.dumps({"bridge": bridge.port, "echo": echo_port, "fanout": fanout_port}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    await fanout.stop(1.0)
     await echo.stop(1.0)
     await bridge.stop(1.0)
 

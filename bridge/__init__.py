@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .client import SessionContext, connect
+from .client import SessionContext, VariableUpdate, Watch, connect
 from .errors import (
     ERROR_TABLE,
     AccessDeniedError,
@@ -19,12 +19,14 @@ from .errors import (
     ConstraintViolationError,
     LimitExceededError,
     PreconditionFailedError,
+    RevisionCompactedError,
     SessionNotFoundError,
     UnknownTypeError,
     ValidationError,
     VariableExistsError,
     VariableNotFoundError,
     VariableTypeError,
+    WatchOverflowError,
 )
 from .limits import Limits
 from .types import TYPES, infer_type
@@ -52,6 +54,7 @@ __all__ = [
     "LimitExceededError",
     "Limits",
     "PreconditionFailedError",
+    "RevisionCompactedError",
     "SessionContext",
     "SessionNotFoundError",
     "UnknownTypeError",
@@ -59,6 +62,9 @@ __all__ = [
     "VariableExistsError",
     "VariableNotFoundError",
     "VariableTypeError",
+    "VariableUpdate",
+    "Watch",
+    "WatchOverflowError",
     "__version__",
     "connect",
     "infer_type",

@@ -42,6 +42,9 @@ class Limits:
     max_optimization_runs: int = 100  # retained per variable, with their histories; older ones are forgotten
     max_live_optimizations: int = 64  # running at once per session
     max_lease_ttl: float = 3600.0  # seconds a run may go without a renewing call
+    max_trial_bytes: int = 16 * 1024  # one iteration's metrics, candidate and error text
+    max_optimization_history_bytes: int = 64 * 1024 * 1024  # all iterations of one run
+    max_optimization_waits: int = 256  # WaitOptimization calls parked at once per session
     max_event_log_entries: int = 10_000  # writes each session's event log keeps for resuming watches
     max_event_log_bytes: int = 64 * 1024 * 1024  # per session, values and metadata; the latest write is always kept
     max_watches_per_session: int = 1_000  # open watch streams on one session's variables

@@ -26,6 +26,8 @@ class BaseOptimizer(ABC):
     config_keys: ClassVar[dict[str, str]] = {}
     #: Values of the keys a config leaves out.
     defaults: ClassVar[dict[str, Any]] = {}
+    #: Whether ask/tell are cheap enough for the run loop to call them on the event loop.
+    quick: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

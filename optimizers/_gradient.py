@@ -45,6 +45,8 @@ class GradientOptimizer(BaseOptimizer):
     points, the next step starts from the current theta and is applied when it completes.
     """
 
+    quick = True  # arithmetic on a few floats
+
     name = "gradient"
     config_keys = {
         "learning_rate": "step size a in a_k = a / (k + 1 + stability)^alpha, in normalized units per unit of score",

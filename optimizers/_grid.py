@@ -27,6 +27,8 @@ class GridSearchOptimizer(BaseOptimizer):
     (a failed point is tried again: its failure may have been transient).
     """
 
+    quick = True  # the next point of a precomputed grid
+
     name = "grid_search"
     config_keys = {
         "n_points": "values per numeric dimension, evenly spaced, both ends included (at least 2)",

@@ -117,6 +117,8 @@ class OptunaSamplerOptimizer(BaseOptimizer):
     values become the trial's user attributes.
     """
 
+    quick = True  # Optuna's samplers take about a millisecond per ask (GP: see GPOptimizer)
+
     #: The Optuna sampler class; subclasses set it and get `config_keys`/`defaults` from it.
     sampler: ClassVar[type[optuna.samplers.BaseSampler]]
     #: Packages the sampler imports when it runs (checked up front, for a clear error).
@@ -212,6 +214,8 @@ class TPEOptimizer(OptunaSamplerOptimizer):
 
 class GPOptimizer(OptunaSamplerOptimizer):
     """Optuna's Gaussian-process sampler: sample-efficient for a few numeric dimensions; needs torch."""
+
+    quick = False  # a GP fit per ask
 
     name = "gp"
     sampler = optuna.samplers.GPSampler

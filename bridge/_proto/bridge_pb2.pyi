@@ -14,7 +14,20 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class NullValue(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NULL_VALUE: _ClassVar[NullValue]
+
+class WatchMessageKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATCH_MESSAGE_KIND_UNSPECIFIED: _ClassVar[WatchMessageKind]
+    WATCH_HEADER: _ClassVar[WatchMessageKind]
+    WATCH_SNAPSHOT: _ClassVar[WatchMessageKind]
+    WATCH_CHANGE: _ClassVar[WatchMessageKind]
+    WATCH_PROGRESS: _ClassVar[WatchMessageKind]
 NULL_VALUE: NullValue
+WATCH_MESSAGE_KIND_UNSPECIFIED: WatchMessageKind
+WATCH_HEADER: WatchMessageKind
+WATCH_SNAPSHOT: WatchMessageKind
+WATCH_CHANGE: WatchMessageKind
+WATCH_PROGRESS: WatchMessageKind
 
 class NDArray(_message.Message):
     __slots__ = ("dtype", "shape", "data", "framework")
@@ -557,7 +570,7 @@ class WaitOptimizationRequest(_message.Message):
     def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class OptimizationStatus(_message.Message):
-    __slots__ = ("exists", "optimization_id", "optimizer_type", "state", "is_optimizing", "iteration", "max_iterations", "variable_ids", "variable_names", "best_candidate", "best_score", "best_metrics", "best_iteration", "started_at", "last_update", "lease_expires_at", "direction", "metric", "config", "convergence_threshold", "stop_requested", "error", "elapsed_seconds", "seed", "has_seed", "session_id")
+    __slots__ = ("exists", "optimization_id", "optimizer_type", "state", "is_optimizing", "iteration", "max_iterations", "variable_ids", "variable_names", "best_candidate", "best_score", "best_metrics", "best_iteration", "started_at", "last_update", "lease_expires_at", "direction", "metric", "config", "convergence_threshold", "stop_requested", "error", "elapsed_seconds", "seed", "has_seed", "session_id", "initial_values", "runner_session_id")
     EXISTS_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -584,6 +597,8 @@ class OptimizationStatus(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     HAS_SEED_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_VALUES_FIELD_NUMBER: _ClassVar[int]
+    RUNNER_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     exists: bool
     optimization_id: str
     optimizer_type: str
@@ -610,7 +625,9 @@ class OptimizationStatus(_message.Message):
     seed: int
     has_seed: bool
     session_id: str
-    def __init__(self, exists: _Optional[bool] = ..., optimization_id: _Optional[str] = ..., optimizer_type: _Optional[str] = ..., state: _Optional[str] = ..., is_optimizing: _Optional[bool] = ..., iteration: _Optional[int] = ..., max_iterations: _Optional[int] = ..., variable_ids: _Optional[_Iterable[str]] = ..., variable_names: _Optional[_Iterable[str]] = ..., best_candidate: _Optional[_Union[MapValue, _Mapping]] = ..., best_score: _Optional[float] = ..., best_metrics: _Optional[_Union[MapValue, _Mapping]] = ..., best_iteration: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[str] = ..., metric: _Optional[str] = ..., config: _Optional[_Union[MapValue, _Mapping]] = ..., convergence_threshold: _Optional[float] = ..., stop_requested: _Optional[bool] = ..., error: _Optional[str] = ..., elapsed_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., has_seed: _Optional[bool] = ..., session_id: _Optional[str] = ...) -> None: ...
+    initial_values: MapValue
+    runner_session_id: str
+    def __init__(self, exists: _Optional[bool] = ..., optimization_id: _Optional[str] = ..., optimizer_type: _Optional[str] = ..., state: _Optional[str] = ..., is_optimizing: _Optional[bool] = ..., iteration: _Optional[int] = ..., max_iterations: _Optional[int] = ..., variable_ids: _Optional[_Iterable[str]] = ..., variable_names: _Optional[_Iterable[str]] = ..., best_candidate: _Optional[_Union[MapValue, _Mapping]] = ..., best_score: _Optional[float] = ..., best_metrics: _Optional[_Union[MapValue, _Mapping]] = ..., best_iteration: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[str] = ..., metric: _Optional[str] = ..., config: _Optional[_Union[MapValue, _Mapping]] = ..., convergence_threshold: _Optional[float] = ..., stop_requested: _Optional[bool] = ..., error: _Optional[str] = ..., elapsed_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., has_seed: _Optional[bool] = ..., session_id: _Optional[str] = ..., initial_values: _Optional[_Union[MapValue, _Mapping]] = ..., runner_session_id: _Optional[str] = ...) -> None: ...
 
 class TrialEntry(_message.Message):
     __slots__ = ("optimization_id", "iteration", "candidate", "score", "metrics", "timestamp", "state", "error")
@@ -651,3 +668,71 @@ class GetOptimizationHistoryResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[TrialEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[TrialEntry, _Mapping]]] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("session_token", "refs", "session_id", "include_initial", "from_revision", "history_id")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INITIAL_FIELD_NUMBER: _ClassVar[int]
+    FROM_REVISION_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ID_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    refs: _containers.RepeatedScalarFieldContainer[str]
+    session_id: str
+    include_initial: bool
+    from_revision: int
+    history_id: str
+    def __init__(self, session_token: _Optional[str] = ..., refs: _Optional[_Iterable[str]] = ..., session_id: _Optional[str] = ..., include_initial: _Optional[bool] = ..., from_revision: _Optional[int] = ..., history_id: _Optional[str] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("kind", "revision", "events", "header")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    kind: WatchMessageKind
+    revision: int
+    events: _containers.RepeatedCompositeFieldContainer[VariableEvent]
+    header: WatchHeader
+    def __init__(self, kind: _Optional[_Union[WatchMessageKind, str]] = ..., revision: _Optional[int] = ..., events: _Optional[_Iterable[_Union[VariableEvent, _Mapping]]] = ..., header: _Optional[_Union[WatchHeader, _Mapping]] = ...) -> None: ...
+
+class WatchHeader(_message.Message):
+    __slots__ = ("session_id", "names", "missing", "history_id", "store_id", "oldest_revision")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_REVISION_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    missing: _containers.RepeatedScalarFieldContainer[str]
+    history_id: str
+    store_id: str
+    oldest_revision: int
+    def __init__(self, session_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., missing: _Optional[_Iterable[str]] = ..., history_id: _Optional[str] = ..., store_id: _Optional[str] = ..., oldest_revision: _Optional[int] = ...) -> None: ...
+
+class VariableEvent(_message.Message):
+    __slots__ = ("variable_id", "name", "deleted", "version", "mod_revision", "value", "old_value", "writer", "metadata", "timestamp")
+    VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    OLD_VALUE_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    variable_id: str
+    name: str
+    deleted: bool
+    version: int
+    mod_revision: int
+    value: Value
+    old_value: Value
+    writer: str
+    metadata: MapValue
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., old_value: _Optional[_Union[Value, _Mapping]] = ..., writer: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -140,6 +140,11 @@ class BridgeServiceStub:
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WaitOptimizationRequest.SerializeToString,
                 response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/dspex_bridge.v1.BridgeService/Watch',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.FromString,
+                _registered_method=True)
 
 
 class BridgeServiceServicer:
@@ -299,6 +304,13 @@ class BridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Streams the writes to some variables of one session, in revision order, resumable (see "Watch" above).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BridgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -406,6 +418,11 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.WaitOptimization,
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WaitOptimizationRequest.FromString,
                     response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -975,6 +992,33 @@ class BridgeService:
             '/dspex_bridge.v1.BridgeService/WaitOptimization',
             dspex__bridge_dot_v1_dot_bridge__pb2.WaitOptimizationRequest.SerializeToString,
             dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/Watch',
+            dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

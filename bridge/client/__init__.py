@@ -1,5 +1,7 @@
-"""The client side: SessionContext and a channel helper."""
+"""The client side: SessionContext, its watches, and a channel helper."""
 
 from ._session import SessionContext, connect
+from ._updates import VariableUpdate
+from ._watch import Watch
 
-__all__ = ["SessionContext", "connect"]
+__all__ = ["SessionContext", "VariableUpdate", "Watch", "connect"]

@@ -49,9 +49,13 @@ _STATUS_KEYS = (
     "stop_requested",
     "elapsed_seconds",
     "lease_expires_at",
+    "initial_values",
+    "runner_session_id",
 )
 #: How long close() lets this client's runs finish their iteration before cancelling them.
 CLOSE_GRACE_SECONDS = 10.0
+#: The longest one WaitOptimization call waits on the server; wait_optimization loops for longer.
+WAIT_SLICE_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -121,6 +125,7 @@ class OptimizationMethods:
     _stub: Any
     _call: Callable[..., Any]
     get_variables: Callable[..., Any]
+    timeout: float | None
 
     def _init_optimization(self) -> None:
         self._optimizers: dict[str, type] = {}
@@ -166,7 +171,7 @@ class OptimizationMethods:
         callback: Callable[[int, Any, dict[str, Any]], Any] | None = None,
         *,
         objective: Callable[[Any], Any] | None = None,
-        direction: str = "maximize",
+        direction: str | None = None,
         metric: str | None = None,
         seed: int | None = None,
         lease_ttl: float | None = None,
@@ -182,12 +187,18 @@ class OptimizationMethods:
         joint = not isinstance(variable, str)
         if isinstance(max_iterations, bool) or not isinstance(max_iterations, int) or max_iterations <= 0:
             raise ValidationError(f"max_iterations must be a positive int, got {max_iterations!r}")
-        if direction not in DIRECTIONS:
+        if direction is not None and direction not in DIRECTIONS:
             raise ValidationError(f"direction must be one of {list(DIRECTIONS)}, got {direction!r}")
         infos = await self._infos(refs)
         ids = tuple(info["id"] for info in infos)
         label = ", ".join(info["name"] for info in infos)
-        spec = ObjectiveSpec(objective, direction, metric) if objective is not None else self._objectives.get(ids)
+        registered = self._objectives.get(ids)
+        if objective is not None:
+            spec: ObjectiveSpec | None = ObjectiveSpec(objective, direction or "maximize", metric)
+        elif registered is not None:  # explicit direction/metric override the registered ones
+            spec = ObjectiveSpec(registered.fn, direction or registered.direction, metric or registered.metric)
+        else:
+            spec = None
         if spec is None:
             raise ValidationError(
                 f"no objective for {label}: pass objective=fn to start_optimization, or "
@@ -208,8 +219,10 @@ class OptimizationMethods:
         patience = run_config.get("patience", DEFAULT_PATIENCE)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValidationError(f"optimizer_config['patience'] must be a positive int, got {patience!r}")
+        resume_id, trials, initial = await self._resumable(refs[0], resume)
+        for info in infos:  # a resumed run replays its trials from where it first started
+            info["value"] = initial.get(info["name"], info["value"])
         space = search_space(infos, run_config.get("bounds"))
-        resume_id, trials = await self._resumable(refs[0], resume)
         optimizer = await asyncio.to_thread(
             cls, space, config, seed=seed, direction=spec.direction, trials=trials
         )  # construction may import a library or fit a model: off the event loop
@@ -258,18 +271,20 @@ class OptimizationMethods:
             if self._local_runs.get(key) is run:
                 del self._local_runs[key]
 
-    async def _resumable(self, ref: str, resume: bool | str) -> tuple[str, list[Trial]]:
-        """The run to resume (this variable's latest, or the one named) and its trials so far."""
+    async def _resumable(self, ref: str, resume: bool | str) -> tuple[str, list[Trial], dict[str, Any]]:
+        """The run to resume (this variable's latest, or the one named), its trials so far, and the
+        values it started from (its optimizer replays the trials from there)."""
         if resume is False:
-            return "", []
+            return "", [], {}
+        status = await self.get_optimization_status(ref)
         if resume is True:
-            status = await self.get_optimization_status(ref)
             if status["optimization_id"] is None:
                 raise ValidationError(f"{ref!r} has no earlier run to resume", rule="resume")
             resume = status["optimization_id"]
+        initial = status["initial_values"] if status["optimization_id"] == resume else {}
         entries = await self.get_optimization_history(ref, limit=1_000_000, optimizer_id=resume)
         trials = [Trial(e["iteration"], e["candidate"], e["score"], e["metrics"]) for e in entries]
-        return resume, trials
+        return resume, trials, initial or {}
 
     async def stop_optimization(self, variable: str) -> None:
         """Ends the run optimizing `variable` within one iteration, whichever client runs it."""
@@ -298,7 +313,11 @@ class OptimizationMethods:
             remaining = 0.0 if deadline is None else deadline - loop.time()
             if deadline is not None and remaining <= 0:
                 raise TimeoutError(f"the optimization of {variable!r} is still running after {timeout}s")
-            request = pb.WaitOptimizationRequest(ref=variable, timeout_seconds=remaining)
+            # Each call waits on the server at most this long, and within this client's call deadline.
+            wait = min(remaining or WAIT_SLICE_SECONDS, WAIT_SLICE_SECONDS)
+            if self.timeout is not None:
+                wait = min(wait, self.timeout * 0.8)
+            request = pb.WaitOptimizationRequest(ref=variable, timeout_seconds=wait)
             status = _status(
                 await self._call(self._stub.WaitOptimization, request, "wait_optimization", variable), variable
             )
@@ -384,4 +403,6 @@ def _status(status: pb.OptimizationStatus, ref: str) -> dict[str, Any]:
         "stop_requested": status.stop_requested,
         "elapsed_seconds": status.elapsed_seconds,
         "lease_expires_at": to_datetime(status.lease_expires_at),
+        "initial_values": decode_map(status.initial_values),
+        "runner_session_id": status.runner_session_id,
     }

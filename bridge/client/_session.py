@@ -17,6 +17,7 @@ from ._arrays import framed_set_request, is_array, reply_value, split_get_respon
 from ._convert import fill_spec, to_datetime, variable_info
 from ._optimization import OptimizationMethods
 from ._rpc import call, raise_translated
+from ._watch import WatchMethods
 
 SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
 _MAX_COUNTED_REFS = 100_000
@@ -34,13 +35,13 @@ def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channe
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
 
 
-class SessionContext(OptimizationMethods):
+class SessionContext(WatchMethods, OptimizationMethods):
     """Variables of one session. Safe to share across asyncio tasks.
 
     `await initialize()` (or `async with`) opens the session and receives its token;
-    pass `token=` to resume a session another process opened. `close()` releases the
-    client; `cleanup()` ends the session on the server and deletes its variables
-    (`cleanup_on_close=True` makes `close()` do that too).
+    pass `token=` to resume a session another process opened. `close()` ends this client's
+    watches and releases it; `cleanup()` ends the session on the server and deletes its
+    variables (`cleanup_on_close=True` makes `close()` do that too).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class SessionContext(OptimizationMethods):
         #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
         self._reads: dict[str, list[int]] = {}
         self._init_optimization()
+        self._init_watch()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -102,12 +104,14 @@ class SessionContext(OptimizationMethods):
 
     async def cleanup(self) -> int:
         """Ends the session on the server; returns how many variables were deleted."""
+        self._close_watches()
         response = await self._call(self._stub.CleanupSession, pb.CleanupSessionRequest(), "cleanup")
         self._token = ""
         return response.variables_deleted
 
     async def close(self) -> None:
-        """Ends this client's optimization runs (state stopped, best values written), then releases it."""
+        """Ends this client's watches and optimization runs (state stopped, best values written), then releases it."""
+        self._close_watches()
         await self._stop_local_runs()
         if self.cleanup_on_close and self._token:
             await self.cleanup()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +36,13 @@ class ObjectiveSpec:
         if self.direction not in DIRECTIONS:
             raise ValidationError(f"direction must be one of {list(DIRECTIONS)}, got {self.direction!r}")
 
-    async def evaluate(
-        self, candidate: Any, run_sync: Callable[..., Awaitable[Any]] | None = None
-    ) -> tuple[float, dict[str, Any]]:
-        """Runs the objective and returns (score, metrics). A sync one runs through `run_sync`
-        (default: a worker thread, so the event loop keeps serving heartbeats and watchers)."""
+    async def evaluate(self, candidate: Any) -> tuple[float, dict[str, Any]]:
+        """Runs the objective (a sync one in a worker thread, so the event loop keeps serving
+        heartbeats and watchers) and returns (score, metrics)."""
         if inspect.iscoroutinefunction(self.fn):
             result = await self.fn(candidate)
         else:
-            result = await (run_sync or asyncio.to_thread)(self.fn, candidate)
+            result = await asyncio.to_thread(self.fn, candidate)
             if inspect.isawaitable(result):
                 result = await result
         return interpret(result, self.metric)

@@ -1,9 +1,11 @@
-"""Sync calls on the run loop's path: inline while they are quick, in a worker thread once one is slow.
+"""Optimizer calls on the run loop's path: inline while they are quick, in a worker thread otherwise.
 
 A thread hop costs about a fifth of a round trip here, which is most of a quick sampler's
-or a toy objective's time. A GP fit, a slow custom optimizer or an objective calling an LM
-must not stall the event loop (heartbeats, watchers, a notebook), so a call that takes
-longer than INLINE_SECONDS sends the next ones to a thread, until they are quick again.
+time (TPE, random, grid). But a GP fit or a slow custom optimizer must not stall the event
+loop (heartbeats, watchers, a notebook), so only optimizers that declare themselves quick
+start inline, and a call that takes longer than INLINE_SECONDS sends the next ones to a
+thread (a sampler whose cost grows with its history, as TPE's does). Objectives always run
+in a thread: one uncached LM call can take longer than a lease.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ INLINE_SECONDS = 0.005
 class Offloader:
     """Runs one kind of call (say, the optimizer's) where its last duration says it belongs."""
 
-    def __init__(self) -> None:
-        self.inline = False  # the first call runs in a thread: its cost is unknown
+    def __init__(self, inline: bool = False) -> None:
+        self.inline = inline
 
     async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
         seconds = 0.0
@@ -37,4 +39,4 @@ class Offloader:
         try:
             return timed() if self.inline else await asyncio.to_thread(timed)
         finally:
-            self.inline = seconds < INLINE_SECONDS
+            self.inline = self.inline and seconds < INLINE_SECONDS

@@ -31,6 +31,9 @@ class Optimizer(Protocol):
 
     #: Accepted optimizer_config keys -> one-line description; anything else is refused.
     config_keys: ClassVar[Mapping[str, str]]
+    #: Optional: True when ask/tell take well under a few ms, so the run loop may call them on
+    #: the event loop (saving a thread hop per call); absent or False, they run in a thread.
+    quick: ClassVar[bool]
 
     def __init__(
         self,

@@ -66,9 +66,10 @@ class RunSettings:
 
 
 def converged(best_so_far: Sequence[float], threshold: float, patience: int, direction: str) -> bool:
-    """The best score improved by less than `threshold` over the last `patience` iterations.
+    """The best score improved by less than `threshold` over the last `patience` scored iterations.
 
-    `best_so_far[i]` is the best score after iteration i+1. A threshold <= 0 never converges.
+    `best_so_far[i]` is the best score after the (i+1)-th scored iteration: failed iterations
+    (an LM outage, say) do not count as "no improvement". A threshold <= 0 never converges.
     """
     if threshold <= 0 or len(best_so_far) <= patience:
         return False
@@ -106,8 +107,9 @@ class RunLoop:
         self.state: str | None = None
         self.error = ""
         self._stop = asyncio.Event()
-        self._optimizer = Offloader()  # optimizer calls, inline while quick
-        self._sync_objective = Offloader()
+        # Optimizers that declare themselves quick run on the event loop while they stay quick
+        # (a thread hop costs a fifth of a round trip); anything else, objectives included, in a thread.
+        self._optimizer = Offloader(inline=bool(getattr(optimizer, "quick", False)))
 
     def request_stop(self) -> None:
         """Ends the run after the iteration in progress (stop_optimization from this client)."""
@@ -122,8 +124,6 @@ class RunLoop:
             best = self.best_so_far[-1]
             better = score > best if self.objective.direction == "maximize" else score < best
             self.best_so_far.append(score if better else best)
-        elif self.best_so_far:
-            self.best_so_far.append(self.best_so_far[-1])
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(self._heartbeat())
@@ -208,7 +208,7 @@ class RunLoop:
     async def _evaluate(self, iteration: int, value: Any) -> tuple[float | None, dict[str, Any], str]:
         """(score, metrics, error): a failing objective fails its iteration, not the run."""
         try:
-            score, metrics = await self.objective.evaluate(value, self._sync_objective)
+            score, metrics = await self.objective.evaluate(value)
             return score, metrics, ""
         except ObjectiveResultError as exc:
             return None, {"error": str(exc)}, str(exc)

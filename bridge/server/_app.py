@@ -106,13 +106,18 @@ class BridgeServer:
         while True:
             await asyncio.sleep(self._reap_interval)
             try:
+                await self.servicer.touch_watching_sessions()
                 await self.servicer.expire_sessions()
                 await self.servicer.expire_optimizations()
             except Exception:
                 log.exception("reaper failed")
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stops taking calls, lets running ones finish within `grace` seconds, then closes the store."""
+        """Stops taking calls, lets running ones finish within `grace` seconds, then closes the store.
+
+        Watch streams never finish by themselves: they are ended at once with UNAVAILABLE, which
+        their clients answer by reconnecting (to this address, once a server serves it again).
+        """
         if self._server is None:
             return
         await self._health.enter_graceful_shutdown()
@@ -120,6 +125,7 @@ class BridgeServer:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        self.servicer.watches.close()
         await self._server.stop(grace)
         self._server = None
         await self.store.close()

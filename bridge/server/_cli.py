@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..limits import Limits
+from ..limits import DEFAULT_LIMITS, Limits
 from ..store import BACKENDS
 from ._app import AddressInUseError, BridgeServer
 from ._logging import configure_logging
@@ -35,6 +35,21 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds an optimization keeps its variables after its client's last call (a dead client's run expires)",
     )
+    serve.add_argument(
+        "--event-log-entries",
+        type=int,
+        default=DEFAULT_LIMITS.max_event_log_entries,
+        help="writes each session's event log keeps, so that a watch can resume from before a disconnect",
+    )
+    serve.add_argument(
+        "--event-log-mb",
+        type=float,
+        default=DEFAULT_LIMITS.max_event_log_bytes / 2**20,
+        help="MiB of values each session's event log keeps",
+    )
+    serve.add_argument(
+        "--max-watches", type=int, default=DEFAULT_LIMITS.max_watches, help="open watch streams on the server"
+    )
     serve.add_argument("--grace", type=float, default=5.0, help="seconds running calls get at shutdown")
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="least severe log to emit"
@@ -43,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    limits = Limits(max_message_bytes=int(args.max_message_mb * 1024 * 1024))
+    limits = Limits(
+        max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+        max_event_log_entries=args.event_log_entries,
+        max_event_log_bytes=int(args.event_log_mb * 1024 * 1024),
+        max_watches=args.max_watches,
+    )
     server = BridgeServer(
         args.host, args.port, args.store, limits=limits, session_ttl=args.session_ttl, lease_ttl=args.lease_ttl
     )

@@ -97,6 +97,8 @@ def _guarded(
             except DecodeError as exc:
                 raise ValidationError(f"{name}: the request could not be decoded ({exc})", rule="decode") from None
             return await method(request, context)
+        except grpc.aio.AbortError:  # the method ended the call itself (a watch stream, at shutdown)
+            raise
         except BridgeError as exc:
             log.info("rpc refused", extra={"rpc": name, "kind": exc.kind, "error": exc.message[:500]})
             detail = error_detail(exc)
@@ -113,15 +115,23 @@ def _guarded(
 
 
 def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
-    """BridgeService's handlers by method name: each method of `servicer`, parsed and guarded by `_guarded`."""
-    return {
-        m.name: grpc.unary_unary_rpc_method_handler(
-            _guarded(
-                m.name, _parser(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)), getattr(servicer, m.name)
-            ),
+    """BridgeService's handlers by method name: each method of `servicer`, parsed and guarded by `_guarded`.
+
+    A server-streaming method (Watch) writes its messages itself with `context.write`, as
+    messages or as bytes it framed (see server._watch._encode).
+    """
+    handlers = {}
+    for m in SERVICE.methods:
+        rpc = _guarded(
+            m.name, _parser(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)), getattr(servicer, m.name)
+        )
+        if m.server_streaming:
+            handlers[m.name] = grpc.unary_stream_rpc_method_handler(rpc, response_serializer=_serialize)
+            continue
+        handlers[m.name] = grpc.unary_unary_rpc_method_handler(
+            rpc,
             response_serializer=(
                 _serialize if m.name in FRAMED_RESPONSES else getattr(pb, m.output_type.name).SerializeToString
             ),
         )
-        for m in SERVICE.methods
-    }
+    return handlers

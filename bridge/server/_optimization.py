@@ -13,12 +13,12 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._proto import bridge_pb2 as pb
 from ..codec import decode, encode, map_into
-from ..errors import BridgeError, PreconditionFailedError, ValidationError, VariableNotFoundError
+from ..errors import BridgeError, LimitExceededError, PreconditionFailedError, ValidationError, VariableNotFoundError
 from ..limits import check_count, check_name, check_ref
 from ..optimization._protocol import DIRECTIONS
 from ..optimization._space import SEARCHABLE
@@ -40,15 +40,28 @@ class OptimizationServicer(VariableServicer):
     def __init__(self, *args: Any, lease_ttl: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lease_ttl = lease_ttl
-        #: Set (and replaced) whenever a run changes, so WaitOptimization wakes without polling.
-        self._run_changed = asyncio.Event()
+        #: Per run, set (and dropped) when it changes, so WaitOptimization wakes without polling.
+        self._run_events: dict[str, asyncio.Event] = {}
+        #: WaitOptimization calls parked per session (bounded: each holds a call open).
+        self._waits: dict[str, int] = {}
 
     # ------------------------------------------------------------ shared steps
 
-    async def _save(self, run: OptimizationRecord) -> None:
-        await self.store.save_optimization(run)
-        changed, self._run_changed = self._run_changed, asyncio.Event()
-        changed.set()
+    def _notify(self, run_id: str) -> None:
+        event = self._run_events.pop(run_id, None)
+        if event is not None:
+            event.set()
+
+    async def _change(
+        self, run_id: str, change: Callable[[OptimizationRecord], OptimizationRecord], notify: bool = True
+    ) -> OptimizationRecord:
+        """Applies `change` to the latest stored run (atomically, see Store.update_optimization)."""
+        updated = await self.store.update_optimization(run_id, change)
+        if updated is None:
+            raise PreconditionFailedError(f"optimization {run_id} is gone (its variables were deleted)")
+        if notify:
+            self._notify(run_id)
+        return updated
 
     async def _current_run(self, variable: VariableRecord) -> OptimizationRecord | None:
         """The variable's latest run, ended as expired first if its lease lapsed."""
@@ -60,7 +73,10 @@ class OptimizationServicer(VariableServicer):
     async def _expire_if_lapsed(self, run: OptimizationRecord) -> OptimizationRecord:
         if run.state == RUNNING and self.clock() > run.lease_expires_at:
             log.info("optimization lease expired", extra={"optimization": run.id, "session": run.session_id})
-            return await self._finish(run, "expired", "the optimizing client stopped renewing its lease")
+            # It ended when its client last renewed, not when someone noticed.
+            return await self._finish(
+                run.id, "expired", "the optimizing client stopped renewing its lease", lapsed=True
+            )
         return run
 
     async def expire_optimizations(self) -> list[str]:
@@ -72,9 +88,9 @@ class OptimizationServicer(VariableServicer):
         return expired
 
     async def _own_run(self, session_id: str, optimization_id: str) -> OptimizationRecord:
-        """A running run of this session, for the calls only its optimizing client makes."""
+        """A running run this session drives, for the calls only its optimizing client makes."""
         run = await self.store.get_optimization(optimization_id)
-        if run is None or run.session_id != session_id:
+        if run is None or run.runner != session_id:
             raise PreconditionFailedError(
                 f"no optimization {optimization_id[:64]!r} in session {session_id!r}", rule="optimization_id"
             )
@@ -88,9 +104,16 @@ class OptimizationServicer(VariableServicer):
             )
         return run
 
-    def _renewed(self, run: OptimizationRecord, **changes: Any) -> OptimizationRecord:
+    def _renewal(self, **changes: Any) -> Callable[[OptimizationRecord], OptimizationRecord]:
+        """A change that renews a still-running run's lease (and applies `changes`); refused once it ended."""
         now = self.clock()
-        return run._replace(last_update=now, lease_expires_at=now + run.lease_ttl, **changes)
+
+        def renew(run: OptimizationRecord) -> OptimizationRecord:
+            if run.state != RUNNING:
+                raise PreconditionFailedError(f"optimization {run.id} ended meanwhile (state {run.state!r})")
+            return run._replace(last_update=now, lease_expires_at=now + run.lease_ttl, **changes)
+
+        return renew
 
     def _ack(self, run: OptimizationRecord, revision: int = 0) -> pb.OptimizationAck:
         return pb.OptimizationAck(
@@ -119,22 +142,36 @@ class OptimizationServicer(VariableServicer):
 
         return await self.store.transact(run.session_id, body)
 
-    async def _finish(self, run: OptimizationRecord, state: str, error: str = "") -> OptimizationRecord:
-        """Ends a run: its variables get the best candidate (or, if nothing scored, the values it
-        started from), its leases go, and its time is counted."""
-        final = run.best_candidate if run.best_candidate is not None else run.initial_values
-        reason = "best" if run.best_candidate is not None else "restored"
-        metadata = {"optimization_id": run.id, "final": reason, "state": state}
+    async def _finish(self, run_id: str, state: str, error: str = "", lapsed: bool = False) -> OptimizationRecord:
+        """Ends a run: its leases go, its time is counted, and its variables get the best candidate
+        (or, if nothing scored, the values it started from). The state changes first, atomically,
+        so of two callers (an expiry and a finish, say) only one ends the run and writes."""
+
+        def end(run: OptimizationRecord) -> OptimizationRecord:
+            if run.state != RUNNING:
+                raise _AlreadyEnded(run)
+            at = max(run.last_update, run.segment_start) if lapsed else self.clock()
+            return run._replace(state=state, error=error, ended_at=at, last_update=at, lease_expires_at=at)
+
         try:
-            await self._write_values(run, {k: encode(v) for k, v in final.items()}, metadata)
+            ended = await self._change(run_id, end)
+        except _AlreadyEnded as already:
+            return already.run
+        final = ended.best_candidate if ended.best_candidate is not None else ended.initial_values
+        reason = "best" if ended.best_candidate is not None else "restored"
+        metadata = {"optimization_id": ended.id, "final": reason, "state": state}
+        try:
+            await self._write_values(ended, {k: encode(v) for k, v in final.items()}, metadata)
         except BridgeError as exc:  # e.g. a variable deleted meanwhile: the run still ends
-            error = f"{error}; " if error else ""
-            error += f"could not write the final values: {exc.message}"
-        now = self.clock()
-        ended = run._replace(state=state, error=error or run.error, ended_at=now, last_update=now, lease_expires_at=now)
-        await self._save(ended)
-        log.info("optimization ended", extra={"optimization": run.id, "state": state, "iteration": run.iteration})
+            note = f"{error}; " if error else ""
+            failure = f"{note}could not write the final values: {exc.message}"
+            ended = await self._change(ended.id, lambda r: r._replace(error=failure))
+        log.info("optimization ended", extra={"optimization": ended.id, "state": state, "iteration": ended.iteration})
         return ended
+
+    async def _variable(self, session_id: str, ref: str, permission: str) -> VariableRecord:
+        [record] = await self._variables(session_id, [ref], permission)
+        return record
 
     async def _variables(self, session_id: str, refs: Iterable[str], permission: str) -> list[VariableRecord]:
         records = []
@@ -173,6 +210,8 @@ class OptimizationServicer(VariableServicer):
             )
         if not math.isfinite(request.convergence_threshold):
             raise ValidationError("convergence_threshold must be finite", rule="convergence_threshold")
+        if request.metric:
+            check_name(request.metric, "metric", self.limits)
         config = decode_metadata(request.config, "optimizer_config", self.limits, "optimizer_config")
         variables = await self._variables(session_id, refs, "optimize")
         owner = variables[0].session_id
@@ -189,10 +228,10 @@ class OptimizationServicer(VariableServicer):
                 )
         for v in variables:  # runs whose clients died free their variables before the claim below
             await self._current_run(v)
-        live = [r for r in await self.store.live_optimizations() if r.session_id == owner and r.live(self.clock())]
+        live = [r for r in await self.store.live_optimizations() if r.runner == session_id and r.live(self.clock())]
         check_count(len(live) + 1, self.limits.max_live_optimizations, "live optimizations", "max_live_optimizations")
         now = self.clock()
-        run = await self._resumed(request, owner, variables, now, lease_ttl)
+        run = await self._resumed(request, session_id, variables, now, lease_ttl)
         if run is None:
             run = OptimizationRecord(
                 id=f"opt_{secrets.token_hex(12)}",
@@ -212,6 +251,7 @@ class OptimizationServicer(VariableServicer):
                 lease_ttl=lease_ttl,
                 lease_expires_at=now + lease_ttl,
                 initial_values={v.name: decode(v.value.to_pb()) for v in variables},
+                runner_session_id="" if session_id == owner else session_id,
             )
         holder = await self.store.claim_optimization(run, now)
         if holder is not None:
@@ -223,8 +263,6 @@ class OptimizationServicer(VariableServicer):
                 variable=names[0],
                 rule="optimization_lease",
             )
-        changed, self._run_changed = self._run_changed, asyncio.Event()
-        changed.set()
         log.info("optimization started", extra={"optimization": run.id, "optimizer": optimizer_type})
         return pb.StartOptimizationResponse(
             optimization_id=run.id,
@@ -236,7 +274,7 @@ class OptimizationServicer(VariableServicer):
     async def _resumed(
         self,
         request: pb.StartOptimizationRequest,
-        owner: str,
+        runner: str,
         variables: list[VariableRecord],
         now: float,
         lease_ttl: float,
@@ -245,15 +283,22 @@ class OptimizationServicer(VariableServicer):
         if not request.resume_optimization_id:
             return None
         run = await self.store.get_optimization(request.resume_optimization_id)
-        if run is None or run.session_id != owner:
+        if run is None or run.runner != runner:
             raise PreconditionFailedError(
-                f"no optimization {request.resume_optimization_id[:64]!r} to resume in session {owner!r}",
+                f"no optimization {request.resume_optimization_id[:64]!r} of session {runner!r} to resume",
                 rule="resume",
             )
-        if run.variable_ids != tuple(v.id for v in variables) or run.optimizer_type != request.optimizer_type:
+        same = (run.variable_ids, run.optimizer_type, run.direction, run.metric) == (
+            tuple(v.id for v in variables),
+            request.optimizer_type,
+            request.direction,
+            request.metric,
+        )
+        if not same:
             raise ValidationError(
-                f"{run.id} optimized {list(run.variable_names)} with {run.optimizer_type!r}; "
-                "resume it with the same variables and optimizer_type",
+                f"{run.id} optimized {list(run.variable_names)} with {run.optimizer_type!r} "
+                f"({run.direction}, metric {run.metric or 'score'!r}); resume it with the same variables, "
+                "optimizer_type, direction and metric",
                 rule="resume",
             )
         if run.state == RUNNING:
@@ -265,7 +310,8 @@ class OptimizationServicer(VariableServicer):
             error="",
             stop_requested=False,
             ended_at=None,
-            started_at=now - run.elapsed(run.ended_at or now),  # elapsed time keeps counting from where it was
+            active_seconds=run.elapsed(run.ended_at or now),  # a new segment; the time so far is kept
+            segment_started_at=now,
             last_update=now,
             lease_ttl=lease_ttl,
             lease_expires_at=now + lease_ttl,
@@ -276,7 +322,6 @@ class OptimizationServicer(VariableServicer):
         session_id = await self._authenticate(request, context)
         run = await self._own_run(session_id, request.optimization_id)
         run, revision = await self._write_candidate(run, request.iteration, request.candidate)
-        await self.store.save_optimization(run)
         return self._ack(run, revision)
 
     async def _write_candidate(
@@ -297,58 +342,64 @@ class OptimizationServicer(VariableServicer):
                 rule="candidate",
             )
         stored, revision = await self._write_values(run, values, {"optimization_id": run.id, "iteration": iteration})
-        return self._renewed(run, candidate=stored, candidate_iteration=iteration), revision
+        renewed = await self._change(run.id, self._renewal(candidate=stored, candidate_iteration=iteration), False)
+        return renewed, revision
 
     async def ReportTrial(self, request: pb.ReportTrialRequest, context: Ctx) -> pb.OptimizationAck:
         session_id = await self._authenticate(request, context)
         run = await self._own_run(session_id, request.optimization_id)
-        if request.iteration != run.candidate_iteration or run.candidate is None or request.iteration <= run.iteration:
+        iteration = request.iteration
+        if iteration != run.candidate_iteration or run.candidate is None or iteration <= run.iteration:
             raise ValidationError(
-                f"{run.id}: iteration {request.iteration} has no written candidate to report on "
+                f"{run.id}: iteration {iteration} has no written candidate to report on "
                 f"(last written: {run.candidate_iteration}, last reported: {run.iteration})",
                 rule="iteration",
             )
         score = request.score if request.HasField("score") else None
         if score is not None and not math.isfinite(score):
             raise ValidationError(f"{run.id}: score {score} is not finite; report a failed iteration", rule="score")
+        size = request.metrics.ByteSize() + len(request.error) + sum(len(str(v)) for v in run.candidate.values())
+        if size > self.limits.max_trial_bytes:
+            raise LimitExceededError(
+                f"{run.id}: iteration {iteration} carries {size} bytes of metrics and error text; "
+                f"the limit is {self.limits.max_trial_bytes}",
+                rule="max_trial_bytes",
+            )
+        if run.trial_bytes + size > self.limits.max_optimization_history_bytes:
+            raise LimitExceededError(
+                f"{run.id}: its history would exceed {self.limits.max_optimization_history_bytes} bytes",
+                rule="max_optimization_history_bytes",
+            )
         metrics = dict(decode_metadata(request.metrics, f"{run.id} metrics", self.limits, "metrics"))
         error = request.error[:2000]
-        now = self.clock()
-        await self.store.add_trial(TrialRecord(run.id, request.iteration, run.candidate, score, metrics, now, error))
-        changes: dict[str, Any] = {"iteration": request.iteration}
+        candidate = run.candidate
+        await self.store.add_trial(TrialRecord(run.id, iteration, candidate, score, metrics, self.clock(), error))
+        changes: dict[str, Any] = {"iteration": iteration, "trial_bytes": run.trial_bytes + size}
         if score is not None and (run.best_score is None or _better(score, run.best_score, run.direction)):
-            changes.update(
-                best_candidate=run.candidate, best_score=score, best_metrics=metrics, best_iteration=request.iteration
-            )
-        run = self._renewed(run, **changes)
+            changes.update(best_candidate=candidate, best_score=score, best_metrics=metrics, best_iteration=iteration)
+        run = await self._change(run.id, self._renewal(**changes))
         revision = 0
         if request.next_candidate.entries and not run.stop_requested:
-            try:
-                run, revision = await self._write_candidate(run, request.iteration + 1, request.next_candidate)
-            finally:
-                await self._save(run)  # the report stands even if the next candidate is refused
-        else:
-            await self._save(run)
+            run, revision = await self._write_candidate(run, iteration + 1, request.next_candidate)
         return self._ack(run, revision)
 
     async def RenewOptimization(self, request: pb.RenewOptimizationRequest, context: Ctx) -> pb.OptimizationAck:
         session_id = await self._authenticate(request, context)
-        run = self._renewed(await self._own_run(session_id, request.optimization_id))
-        await self.store.save_optimization(run)
-        return self._ack(run)
+        run = await self._own_run(session_id, request.optimization_id)
+        return self._ack(await self._change(run.id, self._renewal(), False))
 
     async def FinishOptimization(self, request: pb.FinishOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
         session_id = await self._authenticate(request, context)
         if request.state not in FINISH_STATES:
             raise ValidationError(f"state must be one of {list(FINISH_STATES)}, got {request.state[:40]!r}")
         run = await self._own_run(session_id, request.optimization_id)
-        return self._status(await self._finish(run, request.state, request.error[:2000]))
+        return self._status(await self._finish(run.id, request.state, request.error[:2000]))
 
     # ------------------------------------------------------------ any client's calls
 
     async def StopOptimization(self, request: pb.StopOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
         session_id = await self._authenticate(request, context)
-        [variable] = await self._variables(session_id, [request.ref], "optimize")
+        variable = await self._variable(session_id, request.ref, "optimize")
         run = await self._current_run(variable)
         if run is None or run.state != RUNNING:
             raise PreconditionFailedError(
@@ -357,8 +408,7 @@ class OptimizationServicer(VariableServicer):
                 variable=variable.name,
                 rule="optimization_state",
             )
-        run = run._replace(stop_requested=True)
-        await self._save(run)
+        run = await self._change(run.id, lambda r: r._replace(stop_requested=True))
         log.info("optimization stop requested", extra={"optimization": run.id, "session": session_id})
         return self._status(run)
 
@@ -366,43 +416,60 @@ class OptimizationServicer(VariableServicer):
         self, request: pb.GetOptimizationStatusRequest, context: Ctx
     ) -> pb.OptimizationStatus:
         session_id = await self._authenticate(request, context)
-        [variable] = await self._variables(session_id, [request.ref], "read")
-        return self._status(await self._current_run(variable))
+        return self._status(await self._current_run(await self._variable(session_id, request.ref, "read")))
 
     async def WaitOptimization(self, request: pb.WaitOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
         session_id = await self._authenticate(request, context)
-        [variable] = await self._variables(session_id, [request.ref], "read")
+        variable = await self._variable(session_id, request.ref, "read")
         timeout = request.timeout_seconds
         if not (math.isfinite(timeout) and timeout >= 0):
             raise ValidationError(f"timeout_seconds must be >= 0, got {timeout}", rule="timeout")
+        check_count(
+            self._waits.get(session_id, 0) + 1,
+            self.limits.max_optimization_waits,
+            "parked wait_optimization calls",
+            "max_optimization_waits",
+        )
         deadline = self.clock() + (min(timeout, MAX_WAIT_SECONDS) if timeout > 0 else MAX_WAIT_SECONDS)
-        while True:
-            changed = self._run_changed  # taken before the check: a change after it still wakes us
-            run = await self._current_run(variable)
-            now = self.clock()
-            if run is None or run.state != RUNNING or now >= deadline:
-                return self._status(run)
-            wake = min(deadline, run.lease_expires_at + 0.01) - now  # a lapsing lease ends the run
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), max(wake, 0.001))
+        self._waits[session_id] = self._waits.get(session_id, 0) + 1
+        try:
+            while True:
+                run = await self._current_run(variable)
+                now = self.clock()
+                if run is None or run.state != RUNNING or now >= deadline:
+                    return self._status(run)
+                changed = self._run_events.setdefault(run.id, asyncio.Event())
+                wake = min(deadline, run.lease_expires_at + 0.01) - now  # a lapsing lease ends the run
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), max(wake, 0.001))
+        finally:
+            self._waits[session_id] -= 1
+            if not self._waits[session_id]:
+                del self._waits[session_id]
 
     async def GetOptimizationHistory(
         self, request: pb.GetOptimizationHistoryRequest, context: Ctx
     ) -> pb.GetOptimizationHistoryResponse:
         session_id = await self._authenticate(request, context)
-        [variable] = await self._variables(session_id, [request.ref], "read")
+        variable = await self._variable(session_id, request.ref, "read")
         if request.limit <= 0:
             raise ValidationError(f"limit must be positive, got {request.limit}", rule="limit")
         limit = min(request.limit, self.limits.max_optimization_iterations)
-        # Exclusive, at a datetime's resolution: an entry's own timestamp, given back, excludes it.
-        since = request.since.ToMicroseconds() if request.HasField("since") else None
+        since = None
+        if request.HasField("since"):
+            try:  # exclusive, at a datetime's resolution: an entry's own timestamp, given back, excludes it
+                since = request.since.ToMicroseconds()
+            except ValueError:
+                raise ValidationError("since is not a representable time", rule="since") from None
         runs = await self.store.variable_optimizations(variable.id)
         if request.optimization_id:
             runs = [r for r in runs if r.id == request.optimization_id]
         entries: list[TrialRecord] = []
         for run in runs:
             entries.extend(
-                t for t in await self.store.trials(run.id) if since is None or int(t.timestamp * 1e6) > since
+                t
+                for t in await self.store.trials(run.id)
+                if since is None or timestamp(t.timestamp).ToMicroseconds() > since
             )
         response = pb.GetOptimizationHistoryResponse()
         for trial in entries[-limit:]:
@@ -418,6 +485,20 @@ class OptimizationServicer(VariableServicer):
             if trial.score is not None:
                 entry.score = trial.score
         return response
+
+    async def DeleteVariable(self, request: pb.DeleteVariableRequest, context: Ctx) -> pb.DeleteVariableResponse:
+        """Refused while a live run holds the variable: its run would lose a variable mid-write."""
+        session_id = await self._authenticate(request, context)
+        record = await self._find(session_id, request.ref, "write")
+        if record is not None:
+            run = await self._current_run(record)
+            if run is not None and run.state == RUNNING:
+                raise PreconditionFailedError(
+                    f"cannot delete {record.name!r} while {run.id} optimizes it; stop_optimization() it first",
+                    variable=record.name,
+                    rule="optimization_lease",
+                )
+        return await super().DeleteVariable(request, context)
 
     def _status(self, run: OptimizationRecord | None) -> pb.OptimizationStatus:
         if run is None:
@@ -449,6 +530,8 @@ class OptimizationServicer(VariableServicer):
         map_into(status.best_candidate, run.best_candidate, self.limits)
         map_into(status.best_metrics, run.best_metrics, self.limits)
         map_into(status.config, run.config, self.limits)
+        map_into(status.initial_values, run.initial_values, self.limits)
+        status.runner_session_id = run.runner
         if run.best_score is not None:
             status.best_score = run.best_score
         return status
@@ -456,3 +539,11 @@ class OptimizationServicer(VariableServicer):
 
 def _better(score: float, best: float, direction: str) -> bool:
     return score > best if direction == "maximize" else score < best
+
+
+class _AlreadyEnded(Exception):
+    """Raised inside a change when another caller ended the run first."""
+
+    def __init__(self, run: OptimizationRecord) -> None:
+        super().__init__(run.id)
+        self.run = run

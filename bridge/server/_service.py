@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._optimization import OptimizationServicer
+from ._watch import WatchServicer
 
 
-class BridgeServicer(OptimizationServicer):
-    """Sessions, variables and optimization coordination; each group lives in its own module."""
+class BridgeServicer(WatchServicer, OptimizationServicer):
+    """Sessions, variables, watches and optimization coordination; each group lives in its own module."""

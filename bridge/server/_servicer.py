@@ -385,7 +385,7 @@ class VariableServicer(SessionServicer):
                 raise PreconditionFailedError(
                     f"cannot delete {record.name!r}: {dependents} depend on it", variable=record.name, rule="dependents"
                 )
-            txn.delete(record)
+            txn.delete(record, writer=session_id)
             return record.id
 
         variable_id, revision = await self.store.transact(owner, body)

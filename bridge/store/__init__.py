@@ -1,16 +1,19 @@
-"""Where sessions and variables live. One interface; every backend passes one conformance suite."""
+"""Where sessions, variables and event logs live. One interface; every backend passes one conformance suite."""
 
 from __future__ import annotations
 
 from ..errors import ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
-from ._interface import Store, Transaction
+from ._interface import Listener, Store, Transaction
 from ._memory import MemoryStore
 from ._records import (
     FINISH_STATES,
     RUN_STATES,
     RUNNING,
     AccessRuleRecord,
+    Change,
+    EventLog,
+    LogEntry,
     OptimizationRecord,
     SessionRecord,
     StoredValue,
@@ -37,6 +40,10 @@ __all__ = [
     "RUNNING",
     "RUN_STATES",
     "AccessRuleRecord",
+    "Change",
+    "EventLog",
+    "Listener",
+    "LogEntry",
     "MemoryStore",
     "OptimizationRecord",
     "SessionRecord",

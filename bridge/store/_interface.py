@@ -5,16 +5,29 @@ stages puts and deletes, and the store commits them all under one new session re
 or none of them if the body raises. It returns the body's result and the session's
 revision after the call (unchanged when the body staged nothing). A backend with optimistic concurrency may run the
 body more than once, so bodies must not have side effects outside the transaction.
+
+Every committed write also appends one entry to the session's event log (`event_log`), which
+watch streams read to resume, and is handed to the session's listeners (`listen`), which fan it
+out live. Both see the same writes in the same order: revision order, each write whole.
 """
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from ..limits import DEFAULT_LIMITS, Limits
-from ._records import OptimizationRecord, SessionRecord, TrialRecord, VariableRecord, VariableStatsRecord
+from ._records import (
+    EventLog,
+    LogEntry,
+    OptimizationRecord,
+    SessionRecord,
+    TrialRecord,
+    VariableRecord,
+    VariableStatsRecord,
+)
 
 T = TypeVar("T")
 
@@ -40,23 +53,27 @@ class Transaction(ABC):
         """Stages a created (version 1) or updated variable."""
 
     @abstractmethod
-    def delete(self, record: VariableRecord) -> None:
-        """Stages the deletion of a variable."""
+    def delete(self, record: VariableRecord, writer: str | None = None) -> None:
+        """Stages the deletion of a variable; the event log names `writer` (default: the variable's session)."""
 
     @abstractmethod
     async def dependents(self, variable_id: str) -> list[str]:
         """Names of the session's variables that list this one as a dependency."""
 
 
-class Store(ABC):
-    """Sessions, variables and their history. Backends differ only in where they keep them.
+#: Called with each committed write of a session, or with None once the session has ended.
+Listener = Callable[[LogEntry | None], None]
 
-    The session event log that watch needs (resume from a revision, OUT_OF_RANGE once
-    compacted) arrives with the watch issue; it hooks in where a commit applies its records.
-    """
+
+class Store(ABC):
+    """Sessions, variables, their history and each session's event log. Backends differ only in where they keep them."""
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
+        #: Names the data this store holds. A durable backend keeps its ID across restarts; a memory
+        #: store gets a new one each time, so a client can tell "my session ended" from "the server
+        #: lost everything" (and re-create its session).
+        self.store_id = secrets.token_hex(8)
 
     # -- sessions
 
@@ -127,6 +144,28 @@ class Store(ABC):
         return found
 
     @abstractmethod
+    async def snapshot(self, session_id: str, names: Iterable[str]) -> tuple[int, dict[str, VariableRecord]]:
+        """The session's revision and those of its variables named in `names` that exist, read as one state."""
+
+    # -- the event log
+
+    @abstractmethod
+    async def event_log(self, session_id: str, from_revision: int, limit: int) -> EventLog:
+        """Logged writes with revision >= `from_revision`, oldest first, at most `limit` of them.
+
+        Retention is bounded by `Limits.max_event_log_entries` and `max_event_log_bytes`; the
+        oldest whole writes go first, and the latest is always kept. Raises RevisionCompactedError
+        (details: oldest_revision) when `from_revision` is older than the oldest write kept, and
+        SessionNotFoundError for an unknown session. `from_revision` = revision + 1 reads no entries.
+        """
+
+    @abstractmethod
+    def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:
+        """Hands each write the session commits from now on to `listener`, on the event loop, in revision
+        order, and None once the session ends. Returns the call that stops it. SessionNotFoundError
+        for an unknown session."""
+
+    @abstractmethod
     async def count_reads(self, variable_ids: list[str]) -> None:
         """Counts one served read of each variable (called once access was granted and the call succeeded)."""
 
@@ -148,14 +187,22 @@ class Store(ABC):
         """Stores a running run and makes it the current run of each of its variables, atomically.
 
         If any variable's current run is still live at `now` (another run, or an earlier save of
-        this one), nothing changes and that run is returned. Runs beyond the per-variable
-        retention (`Limits.max_optimization_runs`) are forgotten with their trials.
+        this one), nothing changes and that run is returned. Past the per-variable retention
+        (`Limits.max_optimization_runs`) a variable forgets its oldest runs; a run and its
+        trials go once no variable keeps it (deleting a variable does the same).
         """
 
     @abstractmethod
-    async def save_optimization(self, record: OptimizationRecord) -> None:
-        """Replaces a stored run (its status changed). When it ends (ended_at set), its time is
-        added to each variable's `optimization_time_s`."""
+    async def update_optimization(
+        self, optimization_id: str, change: Callable[[OptimizationRecord], OptimizationRecord]
+    ) -> OptimizationRecord | None:
+        """Applies `change` to the run as stored, atomically, and returns the result.
+
+        `change` gets the latest record (a stop another client requested meanwhile, say) and
+        returns the next one, or raises (nothing changes). None when the run is not stored.
+        When the run ends (ended_at set), its current segment's time is added to each
+        variable's `optimization_time_s`. A backend that retries must call `change` again.
+        """
 
     @abstractmethod
     async def get_optimization(self, optimization_id: str) -> OptimizationRecord | None: ...

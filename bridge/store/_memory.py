@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
-from ..errors import SessionNotFoundError
+from ..errors import RevisionCompactedError, SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
-from ._interface import Store, Transaction
-from ._records import RUNNING, OptimizationRecord, SessionRecord, TrialRecord, VariableRecord, VariableStatsRecord
+from ._interface import Listener, Store, Transaction
+from ._records import (
+    RUNNING,
+    Change,
+    EventLog,
+    LogEntry,
+    OptimizationRecord,
+    SessionRecord,
+    TrialRecord,
+    VariableRecord,
+    VariableStatsRecord,
+)
 
 T = TypeVar("T")
+_new_tuple = tuple.__new__
+
+#: What one logged change costs beyond its value and metadata (its record and the tuples holding it),
+#: roughly, for the log's byte budget.
+CHANGE_OVERHEAD_BYTES = 512
+
+#: A logged write as kept: (revision, time, ((old, new, writer), ...), byte cost).
+_RawEntry = tuple[int, float, tuple[tuple[VariableRecord | None, VariableRecord | None, str], ...], int]
+
+
+def _entry(raw: _RawEntry) -> LogEntry:
+    revision, when, changes, _ = raw
+    return _new_tuple(LogEntry, (revision, when, tuple([_new_tuple(Change, change) for change in changes])))
 
 
 @dataclass(slots=True)
@@ -34,6 +59,12 @@ class _Session:
     #: attribute, read on every write, where `lock.locked()` would be a Python call.
     in_transaction: bool = False
     revision: int = 0
+    #: The event log, one entry per write, oldest first: plain tuples (see `_RawEntry`), made
+    #: into LogEntry records only when read, because the write path pays for every allocation.
+    log: deque[_RawEntry] = field(default_factory=deque)
+    log_bytes: int = 0
+    log_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    listeners: list[Listener] = field(default_factory=list)
 
 
 class _MemoryTransaction(Transaction):
@@ -44,6 +75,7 @@ class _MemoryTransaction(Transaction):
         self.now = time.time()
         self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
         self.originals: dict[str, VariableRecord | None] = {}
+        self.deleted_by: dict[str, str] = {}  # variable ID -> who deleted it
         self._staged_names: dict[str, str] = {}  # name -> variable ID, for staged records
 
     def _current(self, vid: str) -> VariableRecord | None:
@@ -74,9 +106,10 @@ class _MemoryTransaction(Transaction):
         self._stage(record.id, record)
         self._staged_names[record.name] = record.id
 
-    def delete(self, record: VariableRecord) -> None:
+    def delete(self, record: VariableRecord, writer: str | None = None) -> None:
         self._stage(record.id, None)
         self._staged_names[record.name] = record.id
+        self.deleted_by[record.id] = writer if writer is not None else record.session_id
 
     async def dependents(self, variable_id: str) -> list[str]:
         current = {r.id: r for r in self._session.by_name.values()}
@@ -97,6 +130,8 @@ class MemoryStore(Store):
         self._trials: dict[str, list[TrialRecord]] = {}  # optimization ID -> its iterations
         self._var_runs: dict[str, list[str]] = {}  # variable ID -> its runs' IDs, oldest first
         self._opt_time: dict[str, float] = {}  # variable ID -> seconds of ended runs over it
+        self._max_log_entries = limits.max_event_log_entries
+        self._max_log_bytes = limits.max_event_log_bytes
 
     # -- sessions
 
@@ -128,6 +163,9 @@ class MemoryStore(Store):
                 self._forget(record.id)
             for run_id in [r.id for r in self._runs.values() if r.session_id == session_id]:
                 self._drop_run(run_id)
+            listeners, session.listeners = session.listeners, []
+            for listener in listeners:
+                listener(None)
             return len(session.by_name)
 
     async def session_ids(self) -> list[str]:
@@ -139,6 +177,16 @@ class MemoryStore(Store):
         self._reads.pop(variable_id, None)
         self._opt_time.pop(variable_id, None)
         for run_id in self._var_runs.pop(variable_id, ()):
+            self._release_run(run_id)
+
+    def _release_run(self, run_id: str, variable_id: str | None = None) -> None:
+        """A variable stops keeping a run; the run goes when no variable keeps it."""
+        if variable_id is not None:
+            runs = self._var_runs.get(variable_id)
+            if runs is not None and run_id in runs:
+                runs.remove(run_id)
+        run = self._runs.get(run_id)
+        if run is not None and not any(run_id in self._var_runs.get(vid, ()) for vid in run.variable_ids):
             self._drop_run(run_id)
 
     def _drop_run(self, run_id: str) -> None:
@@ -173,18 +221,44 @@ class MemoryStore(Store):
     def _commit(self, session: _Session, txn: _MemoryTransaction) -> None:
         revision = txn.revision
         session.revision = revision
+        changes = []
+        nbytes = 0
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
             if record is not None:
-                self._apply(session, record)
+                nbytes += self._apply(session, record)
+                changes.append((old, record, record.updated_by))
                 continue
-            assert old is not None
+            if old is None:  # created and deleted within the transaction: nothing happened
+                continue
             del session.by_name[old.name]
             self._forget(vid)
+            nbytes += CHANGE_OVERHEAD_BYTES
+            changes.append((old, None, txn.deleted_by[vid]))
+        self._log(session, (revision, txn.now, tuple(changes), nbytes))
 
-    def _apply(self, session: _Session, record: VariableRecord) -> None:
+    def _log(self, session: _Session, raw: _RawEntry) -> None:
+        """Appends a write to the session's event log; `_logged` then keeps it within budget and publishes it."""
+        session.log.append(raw)
+        session.log_bytes += raw[3]
+        if len(session.log) > self._max_log_entries or session.log_bytes > self._max_log_bytes or session.listeners:
+            self._logged(session)
+
+    def _logged(self, session: _Session) -> None:
+        """Drops the oldest writes past the count or byte budget (the latest is always kept), then hands the
+        latest write to the session's listeners."""
+        log = session.log
+        while len(log) > 1 and (len(log) > self._max_log_entries or session.log_bytes > self._max_log_bytes):
+            session.log_bytes -= log.popleft()[3]
+        if session.listeners:
+            entry = _entry(log[-1])
+            for listener in session.listeners:
+                listener(entry)
+
+    def _apply(self, session: _Session, record: VariableRecord) -> int:
         """Stores a created or updated variable and appends it to its history, dropping the
-        oldest versions past the count or byte budget (the current one is always kept)."""
+        oldest versions past the count or byte budget (the current one is always kept).
+        Returns what the version costs the event log."""
         vid = record.id
         session.by_name[record.name] = record  # names never change, so this replaces the old version
         self._ids[vid] = record
@@ -203,6 +277,7 @@ class MemoryStore(Store):
         ):
             entries.popleft()
             history.nbytes -= sizes.popleft()
+        return size + CHANGE_OVERHEAD_BYTES
 
     async def update(
         self, session_id: str, ref: str, make: Callable[[VariableRecord, int, float], VariableRecord]
@@ -216,9 +291,10 @@ class MemoryStore(Store):
         if record is None:
             return None
         revision = session.revision + 1
-        updated = make(record, revision, time.time())
+        now = time.time()
+        updated = make(record, revision, now)
         session.revision = revision
-        self._apply(session, updated)
+        self._log(session, (revision, now, ((record, updated, updated.updated_by),), self._apply(session, updated)))
         return updated, revision
 
     # -- reads
@@ -238,6 +314,45 @@ class MemoryStore(Store):
 
     async def get_variable_by_id(self, variable_id: str) -> VariableRecord | None:
         return self._ids.get(variable_id)
+
+    async def snapshot(self, session_id: str, names: Iterable[str]) -> tuple[int, dict[str, VariableRecord]]:
+        session = self._session(session_id)
+        by_name = session.by_name
+        return session.revision, {name: by_name[name] for name in names if name in by_name}
+
+    # -- the event log (nothing here awaits: each read is one consistent state)
+
+    def _session(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
+        return session
+
+    async def event_log(self, session_id: str, from_revision: int, limit: int) -> EventLog:
+        session = self._session(session_id)
+        log = session.log
+        oldest = log[0][0] if log else session.revision + 1
+        if from_revision < oldest:
+            raise RevisionCompactedError(
+                f"session {session_id!r}: revision {from_revision} is no longer in the event log "
+                f"(it keeps revisions {oldest} to {session.revision}); take a fresh snapshot",
+                session=session_id,
+                revision=from_revision,
+                oldest_revision=oldest,
+            )
+        start = from_revision - oldest
+        entries = [_entry(log[i]) for i in range(start, min(len(log), start + max(limit, 0)))]
+        return EventLog(session.log_id, oldest, session.revision, entries)
+
+    def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:
+        session = self._session(session_id)
+        session.listeners.append(listener)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):  # already gone with its session
+                session.listeners.remove(listener)
+
+        return stop
 
     async def count_reads(self, variable_ids: list[str]) -> None:
         for vid in variable_ids:
@@ -263,7 +378,7 @@ class MemoryStore(Store):
         if runs:
             current = self._runs[runs[-1]]
             if current.ended_at is None:
-                optimizing += current.elapsed(time.time())
+                optimizing += time.time() - current.segment_start
         return VariableStatsRecord(
             self._reads.get(variable_id, 0), record.version if record is not None else 0, optimizing
         )
@@ -285,18 +400,23 @@ class MemoryStore(Store):
                 runs.remove(record.id)
             runs.append(record.id)
             while len(runs) > self.limits.max_optimization_runs:
-                self._drop_run(runs[0])
+                self._release_run(runs[0], vid)
         return None
 
-    async def save_optimization(self, record: OptimizationRecord) -> None:
-        previous = self._runs.get(record.id)
+    async def update_optimization(
+        self, optimization_id: str, change: Callable[[OptimizationRecord], OptimizationRecord]
+    ) -> OptimizationRecord | None:
+        previous = self._runs.get(optimization_id)
         if previous is None:
-            return  # forgotten meanwhile (its variables or session were deleted)
-        self._runs[record.id] = record
+            return None  # forgotten meanwhile (its variables or session were deleted)
+        record = change(previous)
+        self._runs[optimization_id] = record
         if previous.ended_at is None and record.ended_at is not None:
+            segment = record.ended_at - record.segment_start
             for vid in record.variable_ids:
                 if vid in self._ids:
-                    self._opt_time[vid] = self._opt_time.get(vid, 0.0) + record.elapsed(record.ended_at)
+                    self._opt_time[vid] = self._opt_time.get(vid, 0.0) + segment
+        return record
 
     async def get_optimization(self, optimization_id: str) -> OptimizationRecord | None:
         return self._runs.get(optimization_id)

@@ -169,13 +169,31 @@ class OptimizationRecord(NamedTuple):
     stop_requested: bool = False
     error: str = ""
     ended_at: float | None = None
+    #: The session whose client drives the run ("" when it is the owner, `session_id`): another
+    #: session may optimize a variable its access rules let it optimize.
+    runner_session_id: str = ""
+    #: Seconds the run was active before its current segment (a resumed run has several).
+    active_seconds: float = 0.0
+    #: When the current segment began (0: at started_at).
+    segment_started_at: float = 0.0
+    #: Bytes of its trials so far (bounded by Limits.max_optimization_history_bytes).
+    trial_bytes: int = 0
+
+    @property
+    def runner(self) -> str:
+        return self.runner_session_id or self.session_id
+
+    @property
+    def segment_start(self) -> float:
+        return self.segment_started_at or self.started_at
 
     def live(self, now: float) -> bool:
         """Running with its lease unexpired: it holds its variables."""
         return self.state == RUNNING and now <= self.lease_expires_at
 
     def elapsed(self, now: float) -> float:
-        return (self.ended_at if self.ended_at is not None else now) - self.started_at
+        """Active seconds: earlier segments plus the current one, up to its end (or `now`)."""
+        return self.active_seconds + (self.ended_at if self.ended_at is not None else now) - self.segment_start
 
 
 class TrialRecord(NamedTuple):

@@ -22,6 +22,8 @@ BUILTIN = {
     "type_mismatch": TypeError,
     "access_denied": PermissionError,
     "authentication_failed": PermissionError,
+    "revision_compacted": LookupError,
+    "watch_overflow": BridgeError,  # handled inside the watching client, which resumes
 }
 
 

@@ -24,7 +24,7 @@ async def _unchanged(session: SessionContext, name: str, value: Any, version: in
             {"optimizer_type": "simulated_annealing"},
             ValueError,
             r"unknown optimizer_type 'simulated_annealing'; known: "
-            r"bayesian, cmaes, gp, gradient, grid_search, nsga2, qmc, random, tpe",
+            r"bayesian, cmaes, dspy_bootstrapfewshot, .*, gp, gradient, grid_search, nsga2, qmc, random, tpe",
         ),
         (
             {"optimizer_config": {"acquisition": "ei"}},

@@ -130,17 +130,17 @@ async def test_closing_the_client_stops_its_runs_and_writes_the_best(session: Se
 
 _KILLED_CLIENT = textwrap.dedent(
     """
-    import asyncio, sys, threading
+    import asyncio, sys
     from bridge import SessionContext, connect
 
     async def main(address, session_id, token):
         async with connect(address) as channel:
             session = await SessionContext(session_id, channel, token=token).initialize()
-            hang = threading.Event()
+            hang = asyncio.Event()
 
-            def objective(x):
+            async def objective(x):
                 if hang.is_set():
-                    hang.wait()  # never returns: the process is killed here
+                    await asyncio.Event().wait()  # a long evaluation: the heartbeat keeps the lease alive
                 return -(x - 0.3) ** 2
 
             def callback(iteration, value, metrics):
@@ -174,8 +174,10 @@ async def test_a_killed_client_s_lease_expires_and_a_new_run_starts(session: Ses
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         assert line == b"iterating\n"
+        with pytest.raises(TimeoutError):  # alive through several lease lifetimes: its heartbeat renews it
+            await session.wait_optimization("temperature", timeout=2.5)
         running = await session.get_optimization_status("temperature")
-        assert running["is_optimizing"] and running["iteration"] >= 2
+        assert running["is_optimizing"] and running["iteration"] == 2
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
     finally:

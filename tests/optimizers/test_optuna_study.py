@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from bridge.optimization._space import Dimension, SearchSpace
-from optimizers import load_study, to_optuna_study
+from optimizers import to_optuna_study
 
 SPACE = SearchSpace(
     (
@@ -83,43 +83,3 @@ def test_a_candidate_outside_the_space_is_named() -> None:
         to_optuna_study([entry], SPACE)
     with pytest.raises(ValueError, match=r"lacks \['model'\]"):
         to_optuna_study([{**entry, "candidate": {"temperature": 1.0, "max_tokens": 16}}], SPACE)
-
-
-class _Session:
-    """The three session calls load_study makes, answering as the bridge's session API documents."""
-
-    def __init__(self, history: list[dict[str, Any]]) -> None:
-        self.history = history
-        self.calls: list[tuple[str, Any]] = []
-
-    async def get_optimization_status(self, variable: str) -> dict[str, Any]:
-        self.calls.append(("status", variable))
-        return {
-            "optimization_id": "opt_1",
-            "optimizer_type": "tpe",
-            "direction": "maximize",
-            "variables": ["temperature", "max_tokens", "model"],
-        }
-
-    async def get_optimization_history(self, variable: str, *, limit: int, optimizer_id: str) -> list[dict[str, Any]]:
-        self.calls.append(("history", optimizer_id))
-        return list(reversed(self.history))
-
-    async def get_variables(self, names: list[str], *, include_metadata: bool) -> dict[str, Any]:
-        self.calls.append(("variables", tuple(names)))
-        constraints = {
-            "temperature": {"min": 0.0, "max": 2.0},
-            "max_tokens": {"min": 16, "max": 512},
-            "model": {"choices": ["small", "large"]},
-        }
-        types = {"temperature": "float", "max_tokens": "integer", "model": "choice"}
-        return {n: {"name": n, "type": types[n], "constraints": constraints[n], "value": None} for n in names}
-
-
-async def test_load_study_reads_the_run_from_a_session() -> None:
-    history = _history()
-    session = _Session(history)
-    study = await load_study(session, "temperature")
-    _check(study, history)
-    assert study.study_name == "temperature-opt_1"
-    assert ("history", "opt_1") in session.calls

@@ -10,8 +10,18 @@ import pytest
 
 from bridge._proto import bridge_pb2 as pb
 from bridge.codec import decode, encode
+from bridge.errors import RevisionCompactedError, SessionNotFoundError
 from bridge.limits import Limits
-from bridge.store import BACKENDS, SessionRecord, Store, StoredValue, Transaction, VariableRecord, open_store
+from bridge.store import (
+    BACKENDS,
+    LogEntry,
+    SessionRecord,
+    Store,
+    StoredValue,
+    Transaction,
+    VariableRecord,
+    open_store,
+)
 
 
 def stored(value: object) -> StoredValue:
@@ -22,7 +32,7 @@ def unstored(value: StoredValue) -> object:
     return decode(value.to_pb())
 
 
-LIMITS = Limits(max_history_per_variable=5, max_history_bytes=4096)
+LIMITS = Limits(max_history_per_variable=5, max_history_bytes=4096, max_event_log_entries=8, max_event_log_bytes=8192)
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -315,3 +325,165 @@ async def test_history_budget_counts_each_writes_metadata(store: Store) -> None:
         await store.update(sid, "a", with_big_metadata)
     a = await store.get_variable(sid, "a")
     assert [h.version for h in await store.history(a.id)] == [4]  # 3 KB each in a 4 KB budget
+
+
+# ---------------------------------------------------------------- the event log
+
+
+def summary(entry: LogEntry) -> tuple[int, list[tuple[str, object, object, str]]]:
+    """(revision, [(name, old value, new value, writer)]) of one logged write; None for a missing side."""
+    return entry.revision, [
+        (
+            c.record.name,
+            None if c.old is None else unstored(c.old.value),
+            None if c.new is None else unstored(c.new.value),
+            c.writer,
+        )
+        for c in entry.changes
+    ]
+
+
+async def test_each_write_is_one_log_entry_at_its_revision(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1, b=2)  # a batch: one entry, two changes
+    await bump(store, sid, "a")
+    await store.update(sid, "b", plus_one)  # the single-write path logs the same way
+    log = await store.event_log(sid, 1, 100)
+    assert (log.oldest_revision, log.revision) == (1, 3)
+    assert [summary(e) for e in log.entries] == [
+        (1, [("a", None, 1, sid), ("b", None, 2, sid)]),
+        (2, [("a", 1, 2, "w")]),
+        (3, [("b", 2, 3, "w")]),
+    ]
+    a2 = log.entries[1].changes[0].new
+    assert (a2.version, a2.mod_revision, a2.last_update_metadata) == (2, 2, {"n": 2})
+    assert log.entries[1].time == a2.updated_at
+
+
+async def test_the_log_reads_from_a_revision_with_a_limit(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=0)
+    for _ in range(4):
+        await bump(store, sid, "a")
+    assert [e.revision for e in (await store.event_log(sid, 3, 100)).entries] == [3, 4, 5]
+    assert [e.revision for e in (await store.event_log(sid, 2, 2)).entries] == [2, 3]
+    caught_up = await store.event_log(sid, 6, 100)  # the next revision: nothing yet
+    assert (caught_up.entries, caught_up.revision) == ([], 5)
+
+
+async def test_a_deletion_is_logged_with_the_last_record_and_its_writer(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1, b=2)
+
+    async def body(txn: Transaction) -> None:
+        txn.delete(await txn.get("a"), writer="other_session")
+        txn.delete(await txn.get("b"))
+
+    await store.transact(sid, body)
+    [entry] = (await store.event_log(sid, 2, 10)).entries
+    assert summary(entry) == (2, [("a", 1, None, "other_session"), ("b", 2, None, sid)])
+
+
+async def test_failed_and_empty_writes_log_nothing(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+
+    async def fails(txn: Transaction) -> None:
+        txn.put((await txn.get("a")).next_version(stored(5), txn.revision, txn.now, "w", {}))
+        raise RuntimeError("boom")
+
+    async def stages_nothing(txn: Transaction) -> None:
+        await txn.get("a")
+
+    with pytest.raises(RuntimeError):
+        await store.transact(sid, fails)
+    await store.transact(sid, stages_nothing)
+    assert [e.revision for e in (await store.event_log(sid, 1, 10)).entries] == [1]
+
+
+async def test_the_log_is_bounded_in_writes_and_refuses_compacted_revisions(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=0)
+    for _ in range(11):
+        await bump(store, sid, "a")
+    log = await store.event_log(sid, 5, 100)  # 12 writes, 8 kept
+    assert (log.oldest_revision, [e.revision for e in log.entries]) == (5, list(range(5, 13)))
+    with pytest.raises(RevisionCompactedError) as info:
+        await store.event_log(sid, 4, 100)
+    assert info.value.details["oldest_revision"] == "5"
+    assert info.value.details["revision"] == "4"
+
+
+async def test_the_log_is_bounded_in_bytes_keeping_the_latest_write_whole(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, blob=0)
+
+    async def write_blobs(size: int, names: tuple[str, ...] = ("blob",)) -> None:
+        async def body(txn: Transaction) -> None:
+            for name in names:
+                current = await txn.get(name)
+                if current is None:
+                    txn.put(record(txn, sid, name, 0, vid=f"var_{name:0>24}"[:28]))
+                else:
+                    txn.put(current.next_version(stored("x" * size), txn.revision, txn.now, "w", {}))
+
+        await store.transact(sid, body)
+
+    for _ in range(3):
+        await write_blobs(3000)  # ~3 KB each in an 8 KB log budget
+    assert (await store.event_log(sid, 3, 10)).oldest_revision == 3
+    await write_blobs(0, ("c", "d"))
+    await write_blobs(5000, ("blob", "c", "d"))  # one write of ~15 KB: alone over the budget, kept whole
+    log = await store.event_log(sid, 6, 10)
+    assert [(e.revision, len(e.changes)) for e in log.entries] == [(6, 3)]
+
+
+async def test_listeners_see_each_write_in_order_then_the_session_end(store: Store) -> None:
+    sid = await new_session(store)
+    seen: list[LogEntry | None] = []
+    stop = store.listen(sid, seen.append)
+    await create(store, sid, a=1, b=1)
+    await bump(store, sid, "a")
+    await store.update(sid, "b", plus_one)
+    assert seen == (await store.event_log(sid, 1, 10)).entries
+    stop()
+    await bump(store, sid, "a")
+    assert len(seen) == 3
+    store.listen(sid, seen.append)
+    await store.delete_session(sid)
+    assert seen[-1] is None
+
+
+async def test_a_recreated_session_has_another_history(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+    first = await store.event_log(sid, 1, 10)
+    await store.delete_session(sid)
+    await new_session(store)
+    second = await store.event_log(sid, 1, 10)
+    assert second.history_id != first.history_id
+    assert (second.revision, second.entries) == (0, [])
+
+
+async def test_snapshot_reads_the_revision_with_the_named_variables(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, a=1, b=2)
+    await bump(store, sid, "a")
+    revision, records = await store.snapshot(sid, ["a", "missing"])
+    assert revision == 2
+    assert {name: (unstored(r.value), r.version) for name, r in records.items()} == {"a": (2, 2)}
+
+
+async def test_the_log_of_an_unknown_session_is_refused(store: Store) -> None:
+    with pytest.raises(SessionNotFoundError):
+        await store.event_log("nobody", 1, 10)
+    with pytest.raises(SessionNotFoundError):
+        store.listen("nobody", print)
+    with pytest.raises(SessionNotFoundError):
+        await store.snapshot("nobody", ["a"])
+
+
+async def test_stores_name_their_data(store: Store) -> None:
+    other = type(store)(LIMITS)  # another store of the same kind holds other data
+    assert store.store_id and other.store_id != store.store_id
+    await other.close()
