@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     rest = argv[1:]
     if command == "demo":
         setup("demo")
-        run(PY, "examples/optimization_workflow.py", *rest)
+        run(PY, "examples/dspy_main_job.py", *rest)
     elif command == "test":
         setup("test")
         run(PY, "-m", "ruff", "check", ".")

@@ -78,5 +78,6 @@ def _caches_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
         "JUPYTER_DATA_DIR": "jupyter-data",
         "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
         "XDG_CACHE_HOME": "xdg-cache",
+        "DSPY_CACHEDIR": "dspy",
     }.items():
         os.environ[var] = str(caches / sub)
