@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import dspy
 from dspy.utils import DummyLM
-
-from bridge import SessionContext
-
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "spec" / "python-variables-api.md"
+from helpers import other_client
+from spec_examples import example as spec_method_example
+from spec_examples import run_code
+from spec_examples import usage_example as spec_usage_example
 
 #: question -> answer; DummyLM answers "capital of X?" right except for the last two, which it gets wrong.
 FACTS = {
@@ -66,33 +63,4 @@ def feedback_metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = No
     return dspy.Prediction(score=float(ok), feedback="correct" if ok else f"the answer is {gold.answer}")
 
 
-async def other_client(session: SessionContext) -> SessionContext:
-    """Another client of the same session (it joins with the session's token), on the same channel."""
-    return await SessionContext(session.session_id, session.channel, token=session.token).initialize()
-
-
-def spec_method_example(method: str) -> str:
-    """The `Examples:` block of an indented `async def <method>(` docstring in the spec (class methods)."""
-    text = SPEC.read_text()
-    start = re.search(rf"^\s*async def {re.escape(method)}\(", text, re.M)
-    if start is None:
-        raise LookupError(f"{method} is not in the spec")
-    body = text[start.end() :]
-    examples_at = body.index("Examples:")
-    end = body.index('"""', examples_at)
-    return textwrap.dedent(body[examples_at + len("Examples:") : end]).strip("\n") + "\n"
-
-
-def spec_usage_example(title: str) -> str:
-    """The python block under a `### <title>` heading of the spec's usage examples."""
-    text = SPEC.read_text()
-    section = text[text.index(f"### {title}\n") :]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-async def run_code(code: str, **namespace: Any) -> dict[str, Any]:
-    """Runs code as the body of an async function (so `await` works as written); returns its locals."""
-    source = "async def __example():\n" + textwrap.indent(code, "    ") + "\n    return locals()\n"
-    scope: dict[str, Any] = dict(namespace)
-    exec(compile(source, "<spec example>", "exec"), scope)
-    return await scope["__example"]()
+__all__ = ["other_client", "run_code", "spec_method_example", "spec_usage_example"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import other_client
+
 from bridge import SessionContext
 
 OPTIMUM = 0.3
@@ -23,11 +25,6 @@ async def temperature(session: SessionContext, name: str = "temperature", initia
     return await session.register_variable(name, "float", initial, constraints={"min": 0.0, "max": 2.0})
 
 
-async def other_client(session: SessionContext) -> SessionContext:
-    """Another client of the same session (it joins with the session's token), on the same channel."""
-    return await SessionContext(session.session_id, session.channel, token=session.token).initialize()
-
-
 class Recorder:
     """A callback that records what it saw."""
 
@@ -36,3 +33,6 @@ class Recorder:
 
     def __call__(self, iteration: int, value: Any, metrics: dict[str, Any]) -> None:
         self.calls.append((iteration, value, metrics))
+
+
+__all__ = ["OPTIMUM", "Recorder", "accuracy", "other_client", "parabola", "temperature"]
