@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
 from ..limits import DEFAULT_LIMITS, Limits
@@ -24,6 +24,7 @@ from ._records import (
     LogEntry,
     OptimizationRecord,
     SessionRecord,
+    SessionSnapshot,
     TrialRecord,
     VariableRecord,
     VariableStatsRecord,
@@ -51,6 +52,12 @@ class Transaction(ABC):
     @abstractmethod
     def put(self, record: VariableRecord) -> None:
         """Stages a created (version 1) or updated variable."""
+
+    @abstractmethod
+    def restore(self, record: VariableRecord, history: Sequence[VariableRecord]) -> None:
+        """Stages a variable the session does not hold together with earlier versions of it (an import
+        restoring what an export kept), oldest first. Each joins the variable's history as if written in
+        turn, within the retention; the event log records only the creation of `record`."""
 
     @abstractmethod
     def delete(self, record: VariableRecord, writer: str | None = None) -> None:
@@ -146,6 +153,14 @@ class Store(ABC):
     @abstractmethod
     async def snapshot(self, session_id: str, names: Iterable[str]) -> tuple[int, dict[str, VariableRecord]]:
         """The session's revision and those of its variables named in `names` that exist, read as one state."""
+
+    @abstractmethod
+    async def export_snapshot(
+        self, session_id: str, select: Callable[[str], bool] | None = None, include_history: bool = False
+    ) -> SessionSnapshot:
+        """The session's variables whose names `select` accepts (all if None), read as one state at one
+        revision; with `include_history`, their earlier versions and their optimization runs with every
+        iteration. SessionNotFoundError for an unknown session."""
 
     # -- the event log
 

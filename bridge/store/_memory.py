@@ -7,7 +7,7 @@ import contextlib
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TypeVar
@@ -22,6 +22,7 @@ from ._records import (
     LogEntry,
     OptimizationRecord,
     SessionRecord,
+    SessionSnapshot,
     TrialRecord,
     VariableRecord,
     VariableStatsRecord,
@@ -76,6 +77,7 @@ class _MemoryTransaction(Transaction):
         self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
         self.originals: dict[str, VariableRecord | None] = {}
         self.deleted_by: dict[str, str] = {}  # variable ID -> who deleted it
+        self.restored: dict[str, Sequence[VariableRecord]] = {}  # variable ID -> earlier versions, oldest first
         self._staged_names: dict[str, str] = {}  # name -> variable ID, for staged records
 
     def _current(self, vid: str) -> VariableRecord | None:
@@ -106,7 +108,14 @@ class _MemoryTransaction(Transaction):
         self._stage(record.id, record)
         self._staged_names[record.name] = record.id
 
+    def restore(self, record: VariableRecord, history: Sequence[VariableRecord]) -> None:
+        if self._current(record.id) is not None:
+            raise ValueError(f"restore() creates variables; {record.name!r} exists")
+        self.put(record)
+        self.restored[record.id] = history
+
     def delete(self, record: VariableRecord, writer: str | None = None) -> None:
+        self.restored.pop(record.id, None)
         self._stage(record.id, None)
         self._staged_names[record.name] = record.id
         self.deleted_by[record.id] = writer if writer is not None else record.session_id
@@ -226,6 +235,8 @@ class MemoryStore(Store):
         for vid, record in txn.staged.items():
             old = txn.originals[vid]
             if record is not None:
+                for earlier in txn.restored.get(vid, ()):
+                    self._apply(session, earlier)
                 nbytes += self._apply(session, record)
                 changes.append((old, record, record.updated_by))
                 continue
@@ -319,6 +330,25 @@ class MemoryStore(Store):
         session = self._session(session_id)
         by_name = session.by_name
         return session.revision, {name: by_name[name] for name in names if name in by_name}
+
+    async def export_snapshot(
+        self, session_id: str, select: Callable[[str], bool] | None = None, include_history: bool = False
+    ) -> SessionSnapshot:
+        session = self._session(session_id)  # nothing below awaits: one consistent state
+        every = session.by_name.values()
+        records = sorted((r for r in every if select is None or select(r.name)), key=lambda r: r.name)
+        history: dict[str, list[VariableRecord]] = {}
+        runs: list[OptimizationRecord] = []
+        trials: dict[str, list[TrialRecord]] = {}
+        if include_history:
+            for record in records:
+                kept = self._history.get(record.id)
+                history[record.id] = list(kept.entries)[:-1] if kept else []  # the last is the current one
+                for run_id in self._var_runs.get(record.id, ()):
+                    if run_id not in trials:
+                        runs.append(self._runs[run_id])
+                        trials[run_id] = list(self._trials.get(run_id, ()))
+        return SessionSnapshot(session.revision, records, {r.id: r.name for r in every}, history, runs, trials)
 
     # -- the event log (nothing here awaits: each read is one consistent state)
 

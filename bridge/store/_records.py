@@ -247,3 +247,21 @@ class EventLog(NamedTuple):
     revision: int
     #: Writes from the asked revision on, oldest first.
     entries: list[LogEntry]
+
+
+class SessionSnapshot(NamedTuple):
+    """Some of a session's variables as one state (`Store.export_snapshot`): what an export is made from."""
+
+    #: The session's revision the snapshot is at.
+    revision: int
+    #: The selected variables, sorted by name.
+    variables: list[VariableRecord]
+    #: ID -> name of every variable of the session: dependencies are IDs, an export names them.
+    names: dict[str, str]
+    #: Variable ID -> its retained versions before the current one, oldest first (with include_history).
+    history: dict[str, list[VariableRecord]]
+    #: The runs over the selected variables, each once: by variable in name order, each variable's
+    #: runs oldest first (with include_history).
+    runs: list[OptimizationRecord]
+    #: Optimization ID -> its iterations, oldest first.
+    trials: dict[str, list[TrialRecord]]
