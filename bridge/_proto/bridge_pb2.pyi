@@ -736,3 +736,125 @@ class VariableEvent(_message.Message):
     metadata: MapValue
     timestamp: _timestamp_pb2.Timestamp
     def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., old_value: _Optional[_Union[Value, _Mapping]] = ..., writer: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExportVariablesRequest(_message.Message):
+    __slots__ = ("session_token", "filter_pattern", "include_history", "include_dependencies")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    filter_pattern: str
+    include_history: bool
+    include_dependencies: bool
+    def __init__(self, session_token: _Optional[str] = ..., filter_pattern: _Optional[str] = ..., include_history: _Optional[bool] = ..., include_dependencies: _Optional[bool] = ...) -> None: ...
+
+class ExportHeader(_message.Message):
+    __slots__ = ("session_id", "revision", "exported_at", "variable_count", "version_count", "run_count")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RUN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    revision: int
+    exported_at: _timestamp_pb2.Timestamp
+    variable_count: int
+    version_count: int
+    run_count: int
+    def __init__(self, session_id: _Optional[str] = ..., revision: _Optional[int] = ..., exported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variable_count: _Optional[int] = ..., version_count: _Optional[int] = ..., run_count: _Optional[int] = ...) -> None: ...
+
+class ExportedVariable(_message.Message):
+    __slots__ = ("spec", "version")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    spec: VariableSpec
+    version: int
+    def __init__(self, spec: _Optional[_Union[VariableSpec, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ExportedVersion(_message.Message):
+    __slots__ = ("name", "version", "value", "updated_at", "updated_by", "metadata")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    value: Value
+    updated_at: _timestamp_pb2.Timestamp
+    updated_by: str
+    metadata: MapValue
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ...) -> None: ...
+
+class ExportedRun(_message.Message):
+    __slots__ = ("run", "trials")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    run: OptimizationStatus
+    trials: _containers.RepeatedCompositeFieldContainer[TrialEntry]
+    def __init__(self, run: _Optional[_Union[OptimizationStatus, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[TrialEntry, _Mapping]]] = ...) -> None: ...
+
+class ExportVariablesResponse(_message.Message):
+    __slots__ = ("header", "variables", "versions", "runs")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    header: ExportHeader
+    variables: _containers.RepeatedCompositeFieldContainer[ExportedVariable]
+    versions: _containers.RepeatedCompositeFieldContainer[ExportedVersion]
+    runs: _containers.RepeatedCompositeFieldContainer[ExportedRun]
+    def __init__(self, header: _Optional[_Union[ExportHeader, _Mapping]] = ..., variables: _Optional[_Iterable[_Union[ExportedVariable, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[ExportedVersion, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[ExportedRun, _Mapping]]] = ...) -> None: ...
+
+class ImportOptions(_message.Message):
+    __slots__ = ("merge_strategy", "atomic", "dry_run", "variable_count", "version_count")
+    MERGE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    ATOMIC_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    merge_strategy: str
+    atomic: bool
+    dry_run: bool
+    variable_count: int
+    version_count: int
+    def __init__(self, merge_strategy: _Optional[str] = ..., atomic: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., variable_count: _Optional[int] = ..., version_count: _Optional[int] = ...) -> None: ...
+
+class ImportVariablesRequest(_message.Message):
+    __slots__ = ("session_token", "options", "variables", "versions")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    options: ImportOptions
+    variables: _containers.RepeatedCompositeFieldContainer[ExportedVariable]
+    versions: _containers.RepeatedCompositeFieldContainer[ExportedVersion]
+    def __init__(self, session_token: _Optional[str] = ..., options: _Optional[_Union[ImportOptions, _Mapping]] = ..., variables: _Optional[_Iterable[_Union[ExportedVariable, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[ExportedVersion, _Mapping]]] = ...) -> None: ...
+
+class ImportResult(_message.Message):
+    __slots__ = ("name", "outcome", "reason", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    outcome: str
+    reason: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ImportVariablesResponse(_message.Message):
+    __slots__ = ("imported", "skipped", "errors", "results")
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    imported: int
+    skipped: int
+    errors: int
+    results: _containers.RepeatedCompositeFieldContainer[ImportResult]
+    def __init__(self, imported: _Optional[int] = ..., skipped: _Optional[int] = ..., errors: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ImportResult, _Mapping]]] = ...) -> None: ...

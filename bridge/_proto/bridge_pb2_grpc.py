@@ -145,6 +145,16 @@ class BridgeServiceStub:
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.SerializeToString,
                 response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.ExportVariables = channel.unary_stream(
+                '/dspex_bridge.v1.BridgeService/ExportVariables',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesResponse.FromString,
+                _registered_method=True)
+        self.ImportVariables = channel.stream_unary(
+                '/dspex_bridge.v1.BridgeService/ImportVariables',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesResponse.FromString,
+                _registered_method=True)
 
 
 class BridgeServiceServicer:
@@ -311,6 +321,23 @@ class BridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportVariables(self, request, context):
+        """Streams a consistent snapshot of some of the session's variables, at one revision (see
+        "export and import" at the end of this file).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportVariables(self, request_iterator, context):
+        """Applies exported variables, each validated as a registration or a write is: all of them in
+        one atomic write (one revision), or only the valid ones, or with dry_run none of them; the
+        answer gives each one's outcome either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BridgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -423,6 +450,16 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.FromString,
                     response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.SerializeToString,
+            ),
+            'ExportVariables': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportVariables,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesResponse.SerializeToString,
+            ),
+            'ImportVariables': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportVariables,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1019,6 +1056,60 @@ class BridgeService:
             '/dspex_bridge.v1.BridgeService/Watch',
             dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.SerializeToString,
             dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportVariables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/ExportVariables',
+            dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportVariables(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/dspex_bridge.v1.BridgeService/ImportVariables',
+            dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,6 +15,7 @@ from ..limits import channel_options, check_name
 from ..types import infer_type
 from ._arrays import framed_set_request, is_array, reply_value, split_get_response
 from ._convert import fill_spec, to_datetime, variable_info
+from ._interchange import InterchangeMethods
 from ._optimization import OptimizationMethods
 from ._rpc import call, raise_translated
 from ._watch import WatchMethods
@@ -35,7 +36,7 @@ def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channe
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
 
 
-class SessionContext(WatchMethods, OptimizationMethods):
+class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
     """Variables of one session. Safe to share across asyncio tasks.
 
     `await initialize()` (or `async with`) opens the session and receives its token;

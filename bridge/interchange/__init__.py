@@ -5,7 +5,7 @@ The document (`_document`) is built from one server-side snapshot; the formats (
 (`_portable`) that keeps NaN, infinities, -0.0, int vs float and arrays bit for bit.
 """
 
-from ._document import FORMAT, FORMAT_VERSION, VOLATILE_FIELDS, check_document
+from ._document import FORMAT, FORMAT_VERSION, MERGE_STRATEGIES, VOLATILE_FIELDS, check_document
 from ._formats import FORMATS, MAX_IMPORT_BYTES, ImportFormatError, check_format, decode, encode
 from ._portable import from_portable, to_portable
 
@@ -14,6 +14,7 @@ __all__ = [
     "FORMATS",
     "FORMAT_VERSION",
     "MAX_IMPORT_BYTES",
+    "MERGE_STRATEGIES",
     "VOLATILE_FIELDS",
     "ImportFormatError",
     "check_document",

@@ -3,14 +3,20 @@
     {"format": "dspex-variables", "format_version": 1,
      "session_id": ..., "revision": ..., "exported_at": ISO 8601,
      "variables": [{"name", "type", "value", "constraints", "metadata", "access_rules",
-                    "dependencies": [names], "version"?, "history"?, "optimization_history"?}],
-     "dependency_graph"?: [{"from": name, "to": name, "type": "data"}]}
+                    "dependencies"?: [names], "version",
+                    "history"?: [{"version", "value", "updated_at", "updated_by", "metadata"}]}],
+     "optimization_runs"?: [{"optimization_id", "optimizer_type", "variables": [names], "state", ...,
+                             "trials": [{"iteration", "candidate", "score", "metrics", ...}]}]}
 
-Variables are sorted by name; dependencies name variables (IDs differ between sessions).
+Variables are sorted by name; dependencies name variables (IDs differ between sessions), and
+together they are the dependency graph. "dependencies" is there with include_dependencies,
+"history" and "optimization_runs" with include_history. Runs are for the record: an import
+restores values, versions and history, not runs (a run belongs to the session that ran it).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ..errors import ValidationError
@@ -20,6 +26,9 @@ FORMAT = "dspex-variables"
 FORMAT_VERSION = 1
 #: What differs between two exports of the same variables from different sessions.
 VOLATILE_FIELDS = ("session_id", "revision", "exported_at")
+#: How an import treats a variable the session already has (see docs/interchange.md).
+MERGE_STRATEGIES = ("replace", "keep", "merge")
+_VERSION_KEYS = frozenset({"version", "value", "updated_at", "updated_by", "metadata"})
 
 
 def check_document(document: Any) -> dict[str, Any]:
@@ -47,7 +56,41 @@ def check_document(document: Any) -> dict[str, Any]:
         if name in seen:
             raise ImportFormatError(f"variable {name[:60]!r} appears twice in the export")
         seen.add(name)
-        for key, kind in (("constraints", dict), ("metadata", dict), ("access_rules", list), ("dependencies", list)):
+        for key, kind in (
+            ("constraints", dict),
+            ("metadata", dict),
+            ("access_rules", list),
+            ("dependencies", list),
+            ("history", list),
+        ):
             if key in var and not isinstance(var[key], kind):
                 raise ValidationError(f"{name}: {key} must be a {kind.__name__}", variable=name, rule="import")
+        if "version" in var and not _positive_int(var["version"]):
+            raise ValidationError(f"{name}: version must be a positive int", variable=name, rule="import")
+        if not all(isinstance(d, str) for d in var.get("dependencies", ())):
+            raise ValidationError(f"{name}: dependencies must be names", variable=name, rule="import")
+        if not all(isinstance(r, dict) for r in var.get("access_rules", ())):
+            raise ValidationError(f"{name}: access_rules must be objects", variable=name, rule="import")
+        for j, old in enumerate(var.get("history", ())):
+            _check_version(name, j, old)
     return document
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_version(name: str, j: int, old: Any) -> None:
+    what = f"{name}: history[{j}]"
+    if not isinstance(old, dict) or set(old) != _VERSION_KEYS:
+        raise ValidationError(f"{what} needs exactly the keys {sorted(_VERSION_KEYS)}", variable=name, rule="import")
+    if not _positive_int(old["version"]) or not isinstance(old["updated_by"], str):
+        raise ValidationError(f"{what}: version must be a positive int, updated_by a string", variable=name)
+    if not isinstance(old["metadata"], dict):
+        raise ValidationError(f"{what}: metadata must be an object", variable=name, rule="import")
+    try:
+        moment = datetime.fromisoformat(old["updated_at"]) if isinstance(old["updated_at"], str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValidationError(f"{what}: updated_at must be an ISO 8601 time with its zone", variable=name)

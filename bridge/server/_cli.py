@@ -1,4 +1,5 @@
-"""`dspex serve`: run a session host until SIGINT/SIGTERM, then shut down gracefully."""
+"""`dspex serve`: run a session host until SIGINT/SIGTERM, then shut down gracefully; `dspex export`/`import`
+(bridge.client._cli) talk to a running one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ..client._cli import add_parsers as add_interchange_parsers
+from ..client._cli import run as run_interchange
 from ..limits import DEFAULT_LIMITS, Limits
 from ..store import BACKENDS
 from ._app import AddressInUseError, BridgeServer
@@ -54,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="least severe log to emit"
     )
+    add_interchange_parsers(sub)
     return parser
 
 
@@ -84,5 +88,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "serve":
+        return asyncio.run(run_interchange(args))
     configure_logging(args.log_level)
     return asyncio.run(serve(args))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
 import grpc
@@ -84,18 +84,32 @@ def _serialize(response: Message | bytes) -> bytes:
 FRAMED_RESPONSES = {"GetVariable"}
 
 
+def _parsed(name: str, parse: Callable[[bytes], Any], data: bytes) -> Any:
+    try:
+        return parse(data)
+    except DecodeError as exc:
+        raise ValidationError(f"{name}: the request could not be decoded ({exc})", rule="decode") from None
+
+
+async def _parsed_stream(name: str, parse: Callable[[bytes], Any], stream: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+    """A client stream's messages, each parsed as it arrives (a bad one fails the call where it is read)."""
+    async for data in stream:
+        yield _parsed(name, parse, data)
+
+
 def _guarded(
-    name: str, parse: Callable[[bytes], Any], method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+    name: str,
+    parse: Callable[[bytes], Any],
+    method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+    client_streaming: bool = False,
 ) -> Callable[..., Any]:
     """The handler of one method. Requests arrive as bytes and are parsed here, so that one that
-    does not parse is refused like any other bad input rather than by gRPC's generic UNKNOWN."""
+    does not parse is refused like any other bad input rather than by gRPC's generic UNKNOWN.
+    A client-streaming method gets an async iterator of parsed messages."""
 
-    async def rpc(data: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def rpc(data: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            try:
-                request = parse(data)
-            except DecodeError as exc:
-                raise ValidationError(f"{name}: the request could not be decoded ({exc})", rule="decode") from None
+            request = _parsed_stream(name, parse, data) if client_streaming else _parsed(name, parse, data)
             return await method(request, context)
         except grpc.aio.AbortError:  # the method ended the call itself (a watch stream, at shutdown)
             raise
@@ -117,14 +131,19 @@ def _guarded(
 def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
     """BridgeService's handlers by method name: each method of `servicer`, parsed and guarded by `_guarded`.
 
-    A server-streaming method (Watch) writes its messages itself with `context.write`, as
-    messages or as bytes it framed (see server._watch._encode).
+    A server-streaming method (Watch, ExportVariables) writes its messages itself with `context.write`,
+    as messages or as bytes it framed (see server._watch._encode); a client-streaming one (ImportVariables)
+    reads its messages from the iterator it is given. No method streams both ways.
     """
     handlers = {}
     for m in SERVICE.methods:
-        rpc = _guarded(
-            m.name, _parser(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name)), getattr(servicer, m.name)
-        )
+        parse = _parser(getattr(pb, m.input_type.name), SPLIT_FIELDS.get(m.name))
+        rpc = _guarded(m.name, parse, getattr(servicer, m.name), m.client_streaming)
+        if m.client_streaming:
+            handlers[m.name] = grpc.stream_unary_rpc_method_handler(
+                rpc, response_serializer=getattr(pb, m.output_type.name).SerializeToString
+            )
+            continue
         if m.server_streaming:
             handlers[m.name] = grpc.unary_stream_rpc_method_handler(rpc, response_serializer=_serialize)
             continue

@@ -1,0 +1,499 @@
+"""The export and import half of BridgeService (see "export and import" in bridge.proto).
+
+An export is one `Store.export_snapshot` (one state, one revision), streamed in chunks of
+serialized items, so a session larger than one message leaves as a stream and writes made
+meanwhile never show in it. An import reads the whole stream first (bounded), validates every
+variable as a registration or a write would, and applies them in one transaction; a failure of
+any (atomic) or a dry run aborts that transaction, so what is answered is what was, or would
+have been, done.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NamedTuple
+
+from .._framing import bytes_field_prefix
+from .._proto import bridge_pb2 as pb
+from ..codec import decode, encode, encode_map, map_into
+from ..errors import (
+    BridgeError,
+    LimitExceededError,
+    ValidationError,
+    VariableNotFoundError,
+    VariableTypeError,
+)
+from ..interchange import MERGE_STRATEGIES
+from ..limits import check_count, check_name
+from ..store import OptimizationRecord, SessionSnapshot, Transaction, TrialRecord, VariableRecord
+from ..types import TYPES
+from ..types._patterns import compile_pattern
+from ._handlers import MAX_ERROR_MESSAGE
+from ._optimization import OptimizationServicer
+from ._sessions import Ctx
+from ._values import coerce_wire, decode_metadata
+
+log = logging.getLogger("dspex.server")
+
+APPLIED = ("created", "replaced", "merged")
+
+_RESPONSE = pb.ExportVariablesResponse.DESCRIPTOR.fields_by_name
+_HEADER, _VARIABLES, _VERSIONS, _RUNS = (_RESPONSE[f].number for f in ("header", "variables", "versions", "runs"))
+_SPEC_VALUE = pb.VariableSpec.DESCRIPTOR.fields_by_name["initial_value"].number
+_ARRAY_VALUE = pb.Value.DESCRIPTOR.fields_by_name["array_value"].number
+_ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
+_VARIABLE_SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
+#: Latest time a Timestamp may name (9999-12-31T23:59:59Z), as protobuf's well-known type allows.
+_MAX_SECONDS = 253_402_300_799
+
+
+def micro_timestamp(seconds: float, target: Any) -> None:
+    """Sets a Timestamp to `seconds` rounded to the microsecond: what an ISO time in an export keeps,
+    so that a time read back from one (micros / 1e6) is exported again as the same microsecond."""
+    target.FromMicroseconds(round(seconds * 1e6))
+
+
+def _value_bytes(record: VariableRecord) -> bytes | list[bytes | memoryview]:
+    """A stored value's serialized wire Value, its array bytes framed in rather than copied into a message."""
+    head, data = record.value
+    if data is None:
+        return head
+    inner = bytes_field_prefix(_ARRAY_DATA, len(data))
+    return [head, bytes_field_prefix(_ARRAY_VALUE, len(inner) + len(data)), inner, data]
+
+
+class _Chunks:
+    """Serialized items gathered into stream messages of about `limit` bytes (a bigger item goes alone)."""
+
+    def __init__(self, context: Ctx, limit: int) -> None:
+        self.context = context
+        self.limit = limit
+        self.parts: list[bytes | memoryview] = []
+        self.size = 0
+
+    async def add(self, field_number: int, parts: list[bytes | memoryview]) -> None:
+        length = sum(len(p) for p in parts)
+        prefix = bytes_field_prefix(field_number, length)
+        if self.size and self.size + len(prefix) + length > self.limit:
+            await self.flush()
+        self.parts.append(prefix)
+        self.parts.extend(parts)
+        self.size += len(prefix) + length
+
+    async def flush(self) -> None:
+        if self.parts:
+            await self.context.write(b"".join(self.parts))
+            self.parts, self.size = [], 0
+
+
+class _Entry(NamedTuple):
+    """One variable of an import, validated on its own (before the session is looked at)."""
+
+    name: str
+    item: pb.ExportedVariable
+    #: What a registration would store (`_prepare_spec`), or None when `error` is set.
+    fields: dict[str, Any] | None
+    version: int
+    #: Earlier versions: (version, stored value, updated_at, updated_by, metadata, metadata bytes).
+    history: list[tuple[Any, ...]]
+    error: BridgeError | None = None
+
+
+class _Outcome(NamedTuple):
+    outcome: str
+    reason: str
+    version: int = 0
+
+
+class _Aborted(Exception):
+    """Leaves an import's transaction without committing (a dry run, or an atomic import that failed)."""
+
+    def __init__(self, outcomes: dict[str, _Outcome]) -> None:
+        super().__init__("import aborted")
+        self.outcomes = outcomes
+
+
+class InterchangeServicer(OptimizationServicer):
+    """ExportVariables and ImportVariables (see bridge.proto)."""
+
+    # ------------------------------------------------------------ export
+
+    def _selector(self, pattern: str) -> Callable[[str], bool] | None:
+        if not pattern:
+            return None
+        if len(pattern) > self.limits.max_pattern_length:
+            raise LimitExceededError(
+                f"filter_pattern is {len(pattern)} characters; the limit is {self.limits.max_pattern_length}",
+                rule="max_pattern_length",
+            )
+        try:
+            compiled = compile_pattern(pattern)
+        except ValueError as exc:
+            raise ValidationError(f"filter_pattern: {exc}", rule="filter_pattern") from None
+        return lambda name: compiled.fullmatch(name) is not None
+
+    async def ExportVariables(self, request: pb.ExportVariablesRequest, context: Ctx) -> None:
+        session_id = await self._authenticate(request, context)
+        select = self._selector(request.filter_pattern)
+        snap = await self.store.export_snapshot(session_id, select, request.include_history)
+        header = pb.ExportHeader(
+            session_id=session_id,
+            revision=snap.revision,
+            variable_count=len(snap.variables),
+            version_count=sum(len(v) for v in snap.history.values()),
+            run_count=len(snap.runs),
+        )
+        micro_timestamp(self.clock(), header.exported_at)
+        chunks = _Chunks(context, self.limits.max_export_chunk_bytes)
+        await chunks.add(_HEADER, [header.SerializeToString()])
+        for record in snap.variables:
+            await chunks.add(_VARIABLES, self._exported_variable(record, snap, request.include_dependencies))
+        for record in snap.variables:
+            for version in snap.history.get(record.id, ()):
+                await chunks.add(_VERSIONS, [self._exported_version(version)])
+        for run in snap.runs:
+            await self._add_run(chunks, run, snap.trials[run.id])
+        await chunks.flush()
+
+    def _exported_variable(
+        self, record: VariableRecord, snap: SessionSnapshot, include_dependencies: bool
+    ) -> list[bytes | memoryview]:
+        spec = pb.VariableSpec(
+            name=record.name,
+            type=record.type,
+            constraints=encode_map(record.constraints, self.limits),
+            metadata=encode_map(record.metadata, self.limits),
+            dependencies=[snap.names[d] for d in record.dependencies] if include_dependencies else (),
+            access_rules=[
+                pb.AccessRule(
+                    session_pattern=r.session_pattern, permissions=r.permissions, conditions=dict(r.conditions)
+                )
+                for r in record.access_rules
+            ],
+        )
+        value = _value_bytes(record)
+        parts = [value] if isinstance(value, bytes) else value
+        length = sum(len(p) for p in parts)
+        spec_parts = [spec.SerializeToString(), bytes_field_prefix(_SPEC_VALUE, length), *parts]
+        spec_length = sum(len(p) for p in spec_parts)
+        version = pb.ExportedVariable(version=record.version).SerializeToString()
+        return [bytes_field_prefix(_VARIABLE_SPEC, spec_length), *spec_parts, version]
+
+    def _exported_version(self, record: VariableRecord) -> bytes:
+        version = pb.ExportedVersion(name=record.name, version=record.version, updated_by=record.updated_by)
+        micro_timestamp(record.updated_at, version.updated_at)
+        map_into(version.metadata, record.last_update_metadata, self.limits)
+        version.value.MergeFrom(record.value.to_pb())
+        return version.SerializeToString()
+
+    async def _add_run(self, chunks: _Chunks, run: OptimizationRecord, trials: list[TrialRecord]) -> None:
+        """A run and its trials; split into items of about a chunk each, so no message outgrows the limit."""
+        item = pb.ExportedRun(run=self._status(run))
+        for trial in trials:
+            entry = item.trials.add(
+                optimization_id=trial.optimization_id, iteration=trial.iteration, state=trial.state, error=trial.error
+            )
+            micro_timestamp(trial.timestamp, entry.timestamp)
+            map_into(entry.candidate, trial.candidate, self.limits)
+            map_into(entry.metrics, trial.metrics, self.limits)
+            if trial.score is not None:
+                entry.score = trial.score
+            if item.ByteSize() >= self.limits.max_export_chunk_bytes:
+                await chunks.add(_RUNS, [item.SerializeToString()])
+                item = pb.ExportedRun(run=pb.OptimizationStatus(optimization_id=run.id))
+        if item.trials or item.run.exists:
+            await chunks.add(_RUNS, [item.SerializeToString()])
+
+    # ------------------------------------------------------------ import
+
+    async def ImportVariables(
+        self, requests: AsyncIterator[pb.ImportVariablesRequest], context: Ctx
+    ) -> pb.ImportVariablesResponse:
+        first = await anext(requests, None)
+        if first is None:
+            raise ValidationError("an import stream needs at least its first message (the options)", rule="import")
+        session_id = await self._authenticate(first, context)
+        options = first.options
+        if options.merge_strategy not in MERGE_STRATEGIES:
+            raise ValidationError(
+                f"merge_strategy must be one of {', '.join(MERGE_STRATEGIES)}; got {options.merge_strategy[:40]!r}",
+                rule="merge_strategy",
+            )
+        items, versions = await self._read_import(first, requests)
+        entries = [self._entry(item, versions.pop(item.spec.name, [])) for item in items]
+        if versions:
+            raise ValidationError(
+                f"the import has versions of {sorted(versions)[:5]}, which are not among its variables",
+                rule="import",
+            )
+        outcomes = await self._apply_import(session_id, entries, options)
+        response = pb.ImportVariablesResponse()
+        for entry in entries:
+            outcome = outcomes[entry.name]
+            response.results.add(
+                name=entry.name, outcome=outcome.outcome, reason=outcome.reason, version=outcome.version
+            )
+            if outcome.outcome in APPLIED:
+                response.imported += 1
+            elif outcome.outcome == "skipped":
+                response.skipped += 1
+            elif outcome.outcome == "failed":
+                response.errors += 1
+        log.info(
+            "variables imported",
+            extra={
+                "session": session_id,
+                "imported": response.imported,
+                "skipped": response.skipped,
+                "errors": response.errors,
+                "dry_run": options.dry_run,
+            },
+        )
+        return response
+
+    async def _read_import(
+        self, first: pb.ImportVariablesRequest, requests: AsyncIterator[pb.ImportVariablesRequest]
+    ) -> tuple[list[pb.ExportedVariable], dict[str, list[pb.ExportedVersion]]]:
+        """Every item of the stream, within the limits, each name once; versions grouped by variable."""
+        limits = self.limits
+        options = first.options
+        items: list[pb.ExportedVariable] = []
+        versions: dict[str, list[pb.ExportedVersion]] = {}
+        names: set[str] = set()
+        received, version_count = 0, 0
+        request: pb.ImportVariablesRequest | None = first
+        while request is not None:
+            if request is not first and request.HasField("options"):
+                raise ValidationError("only the first message of an import carries options", rule="import")
+            received += request.ByteSize()
+            if received > limits.max_import_bytes:
+                raise LimitExceededError(
+                    f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
+                )
+            for item in request.variables:
+                name = item.spec.name
+                if name in names:
+                    raise ValidationError(f"variable {name[:128]!r} appears twice in the import", rule="import")
+                names.add(name)
+                items.append(item)
+            check_count(
+                len(items), limits.max_variables_per_session, "variables in one import", "max_variables_per_session"
+            )
+            for version in request.versions:
+                versions.setdefault(version.name, []).append(version)
+            version_count += len(request.versions)
+            request = await anext(requests, None)
+        if (len(items), version_count) != (options.variable_count, options.version_count):
+            raise ValidationError(
+                f"incomplete import: it announced {options.variable_count} variables and {options.version_count} "
+                f"versions, the stream carried {len(items)} and {version_count}",
+                rule="import",
+            )
+        return items, versions
+
+    def _entry(self, item: pb.ExportedVariable, versions: list[pb.ExportedVersion]) -> _Entry:
+        """Validates one variable as a registration, and each of its earlier versions as a write of it."""
+        name = item.spec.name
+        try:
+            fields = self._prepare_spec(item.spec)
+            version = item.version or 1
+            if version < 1:
+                raise ValidationError(f"{name}: version must be positive, got {version}", rule="version")
+            return _Entry(name, item, fields, version, self._history(fields, version, versions))
+        except BridgeError as exc:
+            return _Entry(name, item, None, 0, [], exc)
+
+    def _history(self, fields: dict[str, Any], version: int, versions: list[pb.ExportedVersion]) -> list[tuple]:
+        name, limits = fields["name"], self.limits
+        # Beyond this server's retention the oldest would go at once: they are not even validated.
+        kept = versions[-(limits.max_history_per_variable - 1) :] if limits.max_history_per_variable > 1 else []
+        t = TYPES[fields["type"]]
+        history = []
+        previous = 0
+        for v in kept:
+            if not previous < v.version < version:
+                raise ValidationError(
+                    f"{name}: earlier version {v.version} is not between {previous} and the variable's version "
+                    f"{version} (versions go oldest first)",
+                    variable=name,
+                    rule="history",
+                )
+            previous = v.version
+            seconds, nanos = v.updated_at.seconds, v.updated_at.nanos
+            if not (0 <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+                raise ValidationError(f"{name}: version {v.version} has an invalid updated_at", rule="history")
+            writer = check_name(v.updated_by, f"{name}: version {v.version}'s updated_by", limits)
+            metadata = decode_metadata(v.metadata, name, limits)
+            stored = coerce_wire(t, v.value, fields["constraints"], name, limits)
+            updated_at = v.updated_at.ToMicroseconds() / 1e6
+            history.append((v.version, stored, updated_at, writer, metadata, v.metadata.ByteSize()))
+        return history
+
+    async def _apply_import(
+        self, session_id: str, entries: list[_Entry], options: pb.ImportOptions
+    ) -> dict[str, _Outcome]:
+        strategy = options.merge_strategy
+        metadata = {"source": "import", "merge_strategy": strategy}
+        metadata_bytes = encode_map(metadata).ByteSize()
+        order, cyclic = _dependency_order(entries)
+
+        async def body(txn: Transaction) -> dict[str, _Outcome]:
+            outcomes: dict[str, _Outcome] = {}
+            for entry in order:
+                if entry.error is not None:
+                    outcomes[entry.name] = _failed(entry.error)
+                    continue
+                try:
+                    if entry.name in cyclic:
+                        raise ValidationError(
+                            f"{entry.name}: its dependencies form a cycle among {sorted(cyclic)[:10]}",
+                            variable=entry.name,
+                            rule="dependencies",
+                        )
+                    existing = await txn.get(entry.name)
+                    if existing is None:
+                        outcomes[entry.name] = await self._create(txn, session_id, entry, outcomes, metadata)
+                    elif strategy == "keep":
+                        outcomes[entry.name] = _Outcome("skipped", "exists; kept as it is (merge_strategy 'keep')")
+                    else:
+                        outcomes[entry.name] = self._overwrite(
+                            txn, session_id, existing, entry, strategy, metadata, metadata_bytes
+                        )
+                except BridgeError as exc:
+                    outcomes[entry.name] = _failed(exc)
+            failures = sum(o.outcome == "failed" for o in outcomes.values())
+            if options.dry_run or (options.atomic and failures):
+                raise _Aborted(outcomes)
+            return outcomes
+
+        try:
+            outcomes, _ = await self.store.transact(session_id, body)
+        except _Aborted as aborted:
+            outcomes = aborted.outcomes
+        failures = sum(o.outcome == "failed" for o in outcomes.values())
+        if options.atomic and failures:
+            rolled_back = _Outcome(
+                "not_applied", f"not applied: the atomic import was rolled back because {failures} variable(s) failed"
+            )
+            outcomes = {name: rolled_back if o.outcome in APPLIED else o for name, o in outcomes.items()}
+        return outcomes
+
+    async def _create(
+        self,
+        txn: Transaction,
+        session_id: str,
+        entry: _Entry,
+        outcomes: dict[str, _Outcome],
+        metadata: dict[str, Any],
+    ) -> _Outcome:
+        fields = entry.fields
+        assert fields is not None
+        dependencies = []
+        for dep in fields["dependencies"]:
+            target = await txn.get(dep)
+            if target is None:
+                why = "failed to import" if dep in outcomes else "is neither in this session nor in the import"
+                raise VariableNotFoundError(
+                    f"{entry.name}: dependency {dep!r} {why}", variable=entry.name, rule="dependencies"
+                )
+            dependencies.append(target.id)
+        check_count(
+            await txn.variable_count() + 1,
+            self.limits.max_variables_per_session,
+            "variables in this session",
+            "max_variables_per_session",
+        )
+        record = self._new_record(
+            txn,
+            session_id,
+            session_id,
+            **{**fields, "dependencies": tuple(dict.fromkeys(dependencies)), "last_update_metadata": metadata},
+        )._replace(version=entry.version)
+        history = [
+            record._replace(
+                version=v, value=stored, updated_at=at, updated_by=writer, last_update_metadata=md, metadata_bytes=mb
+            )
+            for v, stored, at, writer, md, mb in entry.history
+        ]
+        txn.restore(record, history)
+        earlier = f" with {len(history)} earlier version(s)" if history else ""
+        return _Outcome("created", f"created at version {entry.version}{earlier}", entry.version)
+
+    def _overwrite(
+        self,
+        txn: Transaction,
+        session_id: str,
+        existing: VariableRecord,
+        entry: _Entry,
+        strategy: str,
+        metadata: dict[str, Any],
+        metadata_bytes: int,
+    ) -> _Outcome:
+        fields = entry.fields
+        assert fields is not None
+        if existing.type != fields["type"]:
+            raise VariableTypeError(
+                f"{entry.name}: the session's variable is a {existing.type}, the import's a {fields['type']}",
+                variable=entry.name,
+                rule="import_type",
+            )
+        value = entry.item.spec.initial_value
+        outcome = "replaced"
+        if strategy == "merge":
+            if existing.constraints != fields["constraints"]:
+                raise ValidationError(
+                    f"{entry.name}: constraints differ (the session's {_short(existing.constraints)}, "
+                    f"the import's {_short(fields['constraints'])}); merge needs them equal",
+                    variable=entry.name,
+                    rule="merge_constraints",
+                )
+            if existing.type == "dict":
+                current = decode(existing.value.to_pb(), native=False)
+                imported = decode(fields["value"].to_pb(), native=False)
+                if isinstance(current, dict) and isinstance(imported, dict):
+                    value = encode({**current, **imported}, self.limits)
+                    outcome = "merged"
+        make = self._writer(value, session_id, metadata, metadata_bytes)
+        updated = make(existing, txn.revision, txn.now)
+        txn.put(updated)
+        how = "merged key-wise into" if outcome == "merged" else "replaced"
+        return _Outcome(outcome, f"{how} the existing variable: version {updated.version}", updated.version)
+
+
+def _failed(exc: BridgeError) -> _Outcome:
+    message = exc.message
+    return _Outcome(
+        "failed", message if len(message) <= MAX_ERROR_MESSAGE else message[: MAX_ERROR_MESSAGE - 3] + "..."
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _dependency_order(entries: list[_Entry]) -> tuple[list[_Entry], set[str]]:
+    """Entries with every dependency inside the import before it (ties by name), and the names in cycles."""
+    by_name = {e.name: e for e in entries}
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for entry in entries:
+        deps = {d for d in (entry.fields or {}).get("dependencies", ()) if d in by_name}  # itself: a cycle
+        waiting[entry.name] = len(deps)
+        for dep in deps:
+            dependents.setdefault(dep, []).append(entry.name)
+    ready = [name for name, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(by_name[name])
+        for dependent in dependents.get(name, ()):
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                heapq.heappush(ready, dependent)
+    cyclic = {name for name, n in waiting.items() if n > 0}
+    order.extend(sorted((by_name[name] for name in cyclic), key=lambda e: e.name))
+    return order, cyclic

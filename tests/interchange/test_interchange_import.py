@@ -1,0 +1,312 @@
+"""Importing through a real server: merge strategies, dry runs, atomic or not, dependencies, history, bad files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import pytest
+from interchange_support import FORMATS, document_of, fresh
+
+from bridge import SessionContext
+from bridge.interchange import encode
+
+
+async def _revision(session: SessionContext) -> int:
+    return (await session.heartbeat())["revision"]
+
+
+async def _state(session: SessionContext) -> tuple[int, list[tuple[str, Any, int]]]:
+    """What an import must leave alone when it fails: the revision, and every variable's value and version."""
+    infos = await session.list_variables(include_values=True)
+    return await _revision(session), [(i["name"], repr(i["value"]), i["version"]) for i in infos]
+
+
+def _doc(*variables: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": "dspex-variables",
+        "format_version": 1,
+        "session_id": "elsewhere",
+        "revision": 9,
+        "exported_at": "2026-12-01T00:00:00+00:00",
+        "variables": [{"constraints": {}, "metadata": {}, "access_rules": [], **v} for v in variables],
+    }
+
+
+def _outcomes(summary: dict[str, Any]) -> dict[str, str]:
+    return {d["name"]: d["outcome"] for d in summary["details"]}
+
+
+@pytest.fixture
+async def target(channel: grpc.aio.Channel) -> SessionContext:
+    """A session that already holds variables an import meets."""
+    session = await fresh(channel)
+    await session.register_variable("temperature", "float", 0.5, constraints={"min": 0.0, "max": 2.0})
+    await session.register_variable("config", "dict", {"a": 1, "b": 2})
+    await session.register_variable("label", "string", "old")
+    return session
+
+
+INCOMING = _doc(
+    {"name": "config", "type": "dict", "value": {"b": 20, "c": 30}},
+    {"name": "label", "type": "string", "value": "new"},
+    {"name": "max_tokens", "type": "integer", "value": 256, "constraints": {"min": 1, "max": 4096}},
+    {"name": "temperature", "type": "float", "value": 0.9, "constraints": {"min": 0.0, "max": 2.0}},
+)
+
+
+async def test_replace_writes_each_existing_variable_a_new_version(target: SessionContext) -> None:
+    summary = await target.import_variables(encode(INCOMING, "json"))
+    assert (summary["imported"], summary["skipped"], summary["errors"]) == (4, 0, 0)
+    assert _outcomes(summary) == {
+        "config": "replaced",
+        "label": "replaced",
+        "max_tokens": "created",
+        "temperature": "replaced",
+    }
+    values = await target.get_variables(["config", "label", "max_tokens", "temperature"])
+    assert values == {"config": {"b": 20, "c": 30}, "label": "new", "max_tokens": 256, "temperature": 0.9}
+    info = {i["name"]: i for i in await target.list_variables()}
+    assert info["temperature"]["version"] == 2 and info["max_tokens"]["version"] == 1
+    assert info["temperature"]["last_update_metadata"] == {"source": "import", "merge_strategy": "replace"}
+    assert [d["reason"] for d in summary["details"]][-1] == "replaced the existing variable: version 2"
+
+
+async def test_keep_skips_existing_variables_and_creates_the_rest(target: SessionContext) -> None:
+    summary = await target.import_variables(encode(INCOMING, "json"), merge_strategy="keep")
+    assert (summary["imported"], summary["skipped"], summary["errors"]) == (1, 3, 0)
+    assert _outcomes(summary)["max_tokens"] == "created" and _outcomes(summary)["label"] == "skipped"
+    assert await target.get_variables(["config", "label", "temperature"]) == {
+        "config": {"a": 1, "b": 2},
+        "label": "old",
+        "temperature": 0.5,
+    }
+
+
+async def test_merge_updates_dicts_key_wise_and_replaces_other_types(target: SessionContext) -> None:
+    summary = await target.import_variables(encode(INCOMING, "json"), merge_strategy="merge")
+    assert _outcomes(summary) == {
+        "config": "merged",
+        "label": "replaced",
+        "max_tokens": "created",
+        "temperature": "replaced",
+    }
+    assert await target.get_variable("config") == {"a": 1, "b": 20, "c": 30}
+    assert await target.get_variable("label") == "new"
+
+
+async def test_merge_fails_a_variable_whose_constraints_differ(target: SessionContext) -> None:
+    doc = _doc({"name": "temperature", "type": "float", "value": 0.9, "constraints": {"min": 0.0, "max": 1.0}})
+    summary = await target.import_variables(encode(doc, "json"), merge_strategy="merge")
+    [detail] = summary["details"]
+    assert detail["outcome"] == "failed" and summary["errors"] == 1
+    assert "constraints differ (the session's {'min': 0.0, 'max': 2.0}, the import's" in detail["reason"]
+    # replace writes the value under the session's own constraints
+    assert (await target.import_variables(encode(doc, "json")))["imported"] == 1
+
+
+async def test_a_type_other_than_the_existing_one_fails(target: SessionContext) -> None:
+    doc = _doc({"name": "label", "type": "integer", "value": 3})
+    for strategy in ("replace", "merge"):
+        summary = await target.import_variables(encode(doc, "json"), merge_strategy=strategy)
+        assert summary["details"][0]["reason"] == "label: the session's variable is a string, the import's a integer"
+
+
+async def test_replace_validates_the_value_as_a_write(target: SessionContext) -> None:
+    doc = _doc({"name": "temperature", "type": "float", "value": 0.9, "constraints": {"min": 0.0, "max": 5.0}})
+    doc["variables"][0]["value"] = 3.0  # valid for the file's constraints, not for the session's variable
+    summary = await target.import_variables(encode(doc, "json"))
+    assert summary["errors"] == 1 and "temperature" in summary["details"][0]["reason"]
+    assert "2.0" in summary["details"][0]["reason"]
+
+
+BAD_ONE = _doc(
+    {"name": "a_ok", "type": "float", "value": 1.0},
+    {"name": "b_bad", "type": "float", "value": 5.0, "constraints": {"max": 1.0}},
+    {"name": "label", "type": "string", "value": "new"},
+)
+
+
+async def test_an_atomic_import_with_one_bad_entry_applies_nothing(target: SessionContext) -> None:
+    before = await _state(target)
+    summary = await target.import_variables(encode(BAD_ONE, "json"))
+    assert (summary["imported"], summary["skipped"], summary["errors"]) == (0, 0, 1)
+    assert _outcomes(summary) == {"a_ok": "not_applied", "b_bad": "failed", "label": "not_applied"}
+    assert summary["details"][0]["reason"] == (
+        "not applied: the atomic import was rolled back because 1 variable(s) failed"
+    )
+    assert "b_bad" in summary["details"][1]["reason"] and "1.0" in summary["details"][1]["reason"]
+    assert await _state(target) == before
+
+
+async def test_a_non_atomic_import_applies_the_valid_entries_in_one_revision(target: SessionContext) -> None:
+    revision = await _revision(target)
+    summary = await target.import_variables(encode(BAD_ONE, "json"), atomic=False)
+    assert (summary["imported"], summary["errors"]) == (2, 1)
+    assert _outcomes(summary) == {"a_ok": "created", "b_bad": "failed", "label": "replaced"}
+    assert await target.get_variables(["a_ok", "label"]) == {"a_ok": 1.0, "label": "new"}
+    assert await _revision(target) == revision + 1
+
+
+@pytest.mark.parametrize("strategy", ["replace", "keep", "merge"])
+@pytest.mark.parametrize("atomic", [True, False])
+async def test_a_dry_run_answers_what_the_import_does_and_changes_nothing(
+    channel: grpc.aio.Channel, strategy: str, atomic: bool
+) -> None:
+    sessions = []
+    for _ in range(2):  # two identical sessions: one dry run, one real run
+        session = await fresh(channel)
+        await session.register_variable("config", "dict", {"a": 1})
+        await session.register_variable("label", "string", "old")
+        sessions.append(session)
+    dry, real = sessions
+    doc = _doc(*BAD_ONE["variables"], {"name": "config", "type": "dict", "value": {"b": 2}})
+    before = await _state(dry)
+    predicted = await dry.import_variables(encode(doc, "json"), merge_strategy=strategy, dry_run=True, atomic=atomic)
+    assert await _state(dry) == before
+    done = await real.import_variables(encode(doc, "json"), merge_strategy=strategy, atomic=atomic)
+    assert predicted == done
+    assert predicted["errors"] == 1
+
+
+async def test_created_variables_keep_their_version_and_history(channel: grpc.aio.Channel) -> None:
+    source = await fresh(channel)
+    await source.register_variable("x", "float", 0.1, metadata={"unit": "none"})
+    for value in (0.2, 0.3, 0.4):
+        await source.set_variable("x", value, metadata={"by": "tuner"})
+    data = await source.export_variables(include_history=True)
+    target = await fresh(channel)
+    summary = await target.import_variables(data)
+    assert summary["details"] == [
+        {"name": "x", "outcome": "created", "reason": "created at version 4 with 3 earlier version(s)", "version": 4}
+    ]
+    [info] = await target.list_variables()
+    assert (info["version"], info["metadata"]) == (4, {"unit": "none"})
+    history = document_of(await target.export_variables(include_history=True), "json")["variables"][0]["history"]
+    assert [(h["version"], h["value"], h["updated_by"], h["metadata"]) for h in history] == [
+        (1, 0.1, source.session_id, {}),
+        (2, 0.2, source.session_id, {"by": "tuner"}),
+        (3, 0.3, source.session_id, {"by": "tuner"}),
+    ]
+    # the import itself is the current version's write, by the importing session
+    assert info["updated_by"] == target.session_id
+
+
+async def test_dependencies_are_resolved_by_name_in_any_order(channel: grpc.aio.Channel) -> None:
+    doc = _doc(
+        {"name": "a_effective", "type": "float", "value": 0.7, "dependencies": ["z_base", "m_style"]},
+        {"name": "m_style", "type": "float", "value": 1.0, "dependencies": ["z_base"]},
+        {"name": "z_base", "type": "float", "value": 0.7},
+    )
+    target = await fresh(channel)
+    summary = await target.import_variables(encode(doc, "json"))
+    assert summary["errors"] == 0
+    info = {i["name"]: i for i in await target.list_variables()}
+    assert info["a_effective"]["dependencies"] == [info["z_base"]["id"], info["m_style"]["id"]]
+    assert [d["name"] for d in summary["details"]] == ["a_effective", "m_style", "z_base"]  # the file's order
+
+
+async def test_a_missing_dependency_or_a_cycle_fails_its_variables(channel: grpc.aio.Channel) -> None:
+    doc = _doc(
+        {"name": "effective_temperature", "type": "float", "value": 0.7, "dependencies": ["style_modifier"]},
+        {"name": "p", "type": "float", "value": 1.0, "dependencies": ["q"]},
+        {"name": "q", "type": "float", "value": 1.0, "dependencies": ["p"]},
+        {"name": "r", "type": "float", "value": 1.0, "dependencies": ["effective_temperature"]},
+    )
+    summary = await (await fresh(channel)).import_variables(encode(doc, "json"), atomic=False)
+    reasons = {d["name"]: d["reason"] for d in summary["details"]}
+    assert reasons["effective_temperature"] == (
+        "effective_temperature: dependency 'style_modifier' is neither in this session nor in the import"
+    )
+    assert reasons["p"] == "p: its dependencies form a cycle among ['p', 'q']"
+    assert reasons["r"] == "r: dependency 'effective_temperature' failed to import"
+    assert summary["errors"] == 4
+
+
+async def test_an_existing_dependency_resolves(target: SessionContext) -> None:
+    doc = _doc({"name": "scaled", "type": "float", "value": 1.0, "dependencies": ["temperature"]})
+    summary = await target.import_variables(encode(doc, "json"))
+    assert summary["errors"] == 0
+
+
+async def test_each_entry_is_validated_as_a_registration(channel: grpc.aio.Channel) -> None:
+    doc = _doc(
+        {"name": "1bad name", "type": "float", "value": 1.0},
+        {"name": "unknown", "type": "quaternion", "value": 1.0},
+        {"name": "choice", "type": "choice", "value": "c", "constraints": {"choices": ["a", "b"]}},
+        {
+            "name": "ruled",
+            "type": "float",
+            "value": 1,
+            "access_rules": [{"session_pattern": "*", "permissions": ["z"]}],
+        },
+        {"name": "strange", "type": "float", "value": 1.0, "constraints": {"colour": "red"}},
+    )
+    summary = await (await fresh(channel)).import_variables(encode(doc, "json"), atomic=False)
+    reasons = [d["reason"] for d in summary["details"]]
+    assert summary["errors"] == 5
+    assert "is invalid: use letters" in reasons[0]
+    assert "quaternion" in reasons[1]
+    assert "choices" in reasons[2]
+    assert "unknown permission" in reasons[3]
+    assert "colour" in reasons[4]
+
+
+async def test_pickle_is_refused_without_opt_in_and_nothing_is_sent(target: SessionContext) -> None:
+    data = encode(INCOMING, "pickle")
+    before = await _state(target)
+    with pytest.raises(ValueError, match="refusing to load pickle data: unpickling can run arbitrary code"):
+        await target.import_variables(data, format="pickle")
+    assert await _state(target) == before
+    assert (await target.import_variables(data, format="pickle", allow_pickle=True))["imported"] == 4
+
+
+@pytest.mark.parametrize("format", FORMATS)
+async def test_truncated_and_corrupt_files_are_refused_and_change_nothing(target: SessionContext, format: str) -> None:
+    data = await target.export_variables(format=format, include_history=True)
+    before = await _state(target)
+    for broken in (data[: len(data) // 2], data[:-3], b"\x00" + data[1:]):
+        with pytest.raises(ValueError, match=r"truncated|corrupt|not a dspex|not an export|not valid|not a readable"):
+            await target.import_variables(broken, format=format, allow_pickle=True)
+    assert await _state(target) == before
+
+
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda d: d.update(format_version=2), "format_version 2, newer than the 1 this dspex-dspy reads; upgrade"),
+        (lambda d: d.update(format="other"), "not a dspex export"),
+        (lambda d: d["variables"].append(dict(d["variables"][0])), "appears twice in the export"),
+        (lambda d: d["variables"][0].update(version=0), "version must be a positive int"),
+        (lambda d: d["variables"][0].update(history=[{"version": 1}]), r"history\[0\] needs exactly the keys"),
+        (lambda d: d["variables"][0].update(value=2**70), "outside the int64 range"),
+    ],
+    ids=["newer-version", "not-an-export", "duplicate", "bad-version", "bad-history", "int-beyond-int64"],
+)
+async def test_a_file_that_is_not_a_valid_export_is_refused_naming_the_problem(
+    target: SessionContext, mutate: Any, match: str
+) -> None:
+    doc = json.loads(encode(_doc({"name": "n", "type": "integer", "value": 1}), "json"))
+    mutate(doc)
+    before = await _state(target)
+    with pytest.raises(ValueError, match=match):
+        await target.import_variables(json.dumps(doc).encode())
+    assert await _state(target) == before
+
+
+async def test_bad_options_are_refused_before_anything_is_read(target: SessionContext) -> None:
+    with pytest.raises(ValueError, match="merge_strategy must be one of replace, keep, merge; got 'overwrite'"):
+        await target.import_variables(b"", merge_strategy="overwrite")
+    with pytest.raises(ValueError, match="unknown format 'xml'"):
+        await target.import_variables(b"", format="xml")
+    with pytest.raises(ValueError, match="import data must be bytes"):
+        await target.import_variables("{}")  # type: ignore[arg-type]
+
+
+async def test_this_clients_next_read_sees_what_it_imported(target: SessionContext) -> None:
+    assert await target.get_variable("label") == "old"  # cached now
+    await target.import_variables(encode(INCOMING, "json"), dry_run=True)
+    assert await target.get_variable("label") == "old"
+    await target.import_variables(encode(INCOMING, "json"))
+    assert await target.get_variable("label") == "new"
