@@ -22,12 +22,23 @@ class WatchMessageKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WATCH_SNAPSHOT: _ClassVar[WatchMessageKind]
     WATCH_CHANGE: _ClassVar[WatchMessageKind]
     WATCH_PROGRESS: _ClassVar[WatchMessageKind]
+
+class InvalidationReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INVALIDATION_UNSPECIFIED: _ClassVar[InvalidationReason]
+    INVALIDATION_WRITTEN: _ClassVar[InvalidationReason]
+    INVALIDATION_DELETED: _ClassVar[InvalidationReason]
+    INVALIDATION_TRACKING_LIMIT: _ClassVar[InvalidationReason]
 NULL_VALUE: NullValue
 WATCH_MESSAGE_KIND_UNSPECIFIED: WatchMessageKind
 WATCH_HEADER: WatchMessageKind
 WATCH_SNAPSHOT: WatchMessageKind
 WATCH_CHANGE: WatchMessageKind
 WATCH_PROGRESS: WatchMessageKind
+INVALIDATION_UNSPECIFIED: InvalidationReason
+INVALIDATION_WRITTEN: InvalidationReason
+INVALIDATION_DELETED: InvalidationReason
+INVALIDATION_TRACKING_LIMIT: InvalidationReason
 
 class NDArray(_message.Message):
     __slots__ = ("dtype", "shape", "data", "framework")
@@ -294,38 +305,48 @@ class RegisterVariablesResponse(_message.Message):
     def __init__(self, variable_ids: _Optional[_Mapping[str, str]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class GetVariableRequest(_message.Message):
-    __slots__ = ("session_token", "ref", "include_info")
+    __slots__ = ("session_token", "ref", "include_info", "tracking_id")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_INFO_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     ref: str
     include_info: bool
-    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., include_info: _Optional[bool] = ...) -> None: ...
+    tracking_id: str
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., include_info: _Optional[bool] = ..., tracking_id: _Optional[str] = ...) -> None: ...
 
 class GetVariableResponse(_message.Message):
-    __slots__ = ("value", "version", "mod_revision", "info", "array_data")
+    __slots__ = ("value", "version", "mod_revision", "info", "variable_id", "name", "tracked", "array_data")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TRACKED_FIELD_NUMBER: _ClassVar[int]
     ARRAY_DATA_FIELD_NUMBER: _ClassVar[int]
     value: Value
     version: int
     mod_revision: int
     info: Variable
+    variable_id: str
+    name: str
+    tracked: bool
     array_data: bytes
-    def __init__(self, value: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., info: _Optional[_Union[Variable, _Mapping]] = ..., array_data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, value: _Optional[_Union[Value, _Mapping]] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., info: _Optional[_Union[Variable, _Mapping]] = ..., variable_id: _Optional[str] = ..., name: _Optional[str] = ..., tracked: _Optional[bool] = ..., array_data: _Optional[bytes] = ...) -> None: ...
 
 class GetVariablesRequest(_message.Message):
-    __slots__ = ("session_token", "refs", "include_info")
+    __slots__ = ("session_token", "refs", "include_info", "tracking_id")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REFS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_INFO_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     refs: _containers.RepeatedScalarFieldContainer[str]
     include_info: bool
-    def __init__(self, session_token: _Optional[str] = ..., refs: _Optional[_Iterable[str]] = ..., include_info: _Optional[bool] = ...) -> None: ...
+    tracking_id: str
+    def __init__(self, session_token: _Optional[str] = ..., refs: _Optional[_Iterable[str]] = ..., include_info: _Optional[bool] = ..., tracking_id: _Optional[str] = ...) -> None: ...
 
 class GetVariablesResponse(_message.Message):
     __slots__ = ("found", "missing")
@@ -736,6 +757,34 @@ class VariableEvent(_message.Message):
     metadata: MapValue
     timestamp: _timestamp_pb2.Timestamp
     def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., old_value: _Optional[_Union[Value, _Mapping]] = ..., writer: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class InvalidationsRequest(_message.Message):
+    __slots__ = ("session_token",)
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    def __init__(self, session_token: _Optional[str] = ...) -> None: ...
+
+class Invalidation(_message.Message):
+    __slots__ = ("variable_id", "name", "version", "reason")
+    VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    variable_id: str
+    name: str
+    version: int
+    reason: InvalidationReason
+    def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[_Union[InvalidationReason, str]] = ...) -> None: ...
+
+class InvalidationsResponse(_message.Message):
+    __slots__ = ("tracking_id", "invalidations", "store_id")
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATIONS_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    tracking_id: str
+    invalidations: _containers.RepeatedCompositeFieldContainer[Invalidation]
+    store_id: str
+    def __init__(self, tracking_id: _Optional[str] = ..., invalidations: _Optional[_Iterable[_Union[Invalidation, _Mapping]]] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class ExportVariablesRequest(_message.Message):
     __slots__ = ("session_token", "filter_pattern", "include_history", "include_dependencies")

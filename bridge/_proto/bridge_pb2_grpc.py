@@ -145,6 +145,11 @@ class BridgeServiceStub:
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.SerializeToString,
                 response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.Invalidations = channel.unary_stream(
+                '/dspex_bridge.v1.BridgeService/Invalidations',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.InvalidationsRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.InvalidationsResponse.FromString,
+                _registered_method=True)
         self.ExportVariables = channel.unary_stream(
                 '/dspex_bridge.v1.BridgeService/ExportVariables',
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ExportVariablesRequest.SerializeToString,
@@ -321,6 +326,14 @@ class BridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Invalidations(self, request, context):
+        """Pushes invalidations of the variables this client reads with its tracking_id (see
+        "Client-side caching" above).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportVariables(self, request, context):
         """Streams a consistent snapshot of some of the session's variables, at one revision (see
         "export and import" at the end of this file).
@@ -450,6 +463,11 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.FromString,
                     response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.SerializeToString,
+            ),
+            'Invalidations': grpc.unary_stream_rpc_method_handler(
+                    servicer.Invalidations,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.InvalidationsRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.InvalidationsResponse.SerializeToString,
             ),
             'ExportVariables': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportVariables,
@@ -1056,6 +1074,33 @@ class BridgeService:
             '/dspex_bridge.v1.BridgeService/Watch',
             dspex__bridge_dot_v1_dot_bridge__pb2.WatchRequest.SerializeToString,
             dspex__bridge_dot_v1_dot_bridge__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invalidations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/Invalidations',
+            dspex__bridge_dot_v1_dot_bridge__pb2.InvalidationsRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.InvalidationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -125,7 +125,7 @@ class BridgeServer:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        self.servicer.watches.close()
+        self.servicer.close_streams()
         await self._server.stop(grace)
         self._server = None
         await self.store.close()

@@ -52,24 +52,34 @@ def variable_message(
     return msg
 
 
-def _reply(record: VariableRecord, info: pb.Variable | None) -> pb.GetVariableResponse:
-    """A GetVariable reply without any array bytes (those travel as array_data)."""
+def _reply(record: VariableRecord, info: pb.Variable | None, tracked: bool | None) -> pb.GetVariableResponse:
+    """A GetVariable reply without any array bytes (those travel as array_data).
+
+    `tracked` is None unless the read carried a tracking ID: then the reply names the variable
+    and says whether its writes will be sent on that Invalidations stream.
+    """
     reply = pb.GetVariableResponse(version=record.version, mod_revision=record.mod_revision, info=info)
+    if tracked is not None:
+        reply.variable_id, reply.name, reply.tracked = record.id, record.name, tracked
     reply.value.MergeFromString(record.value.head)
     return reply
 
 
-def fill_get_response(target: pb.GetVariableResponse, record: VariableRecord, info: pb.Variable | None) -> None:
+def fill_get_response(
+    target: pb.GetVariableResponse, record: VariableRecord, info: pb.Variable | None, tracked: bool | None = None
+) -> None:
     """Fills one entry of a batch reply (single reads use `get_reply`)."""
-    target.MergeFrom(_reply(record, info))
+    target.MergeFrom(_reply(record, info, tracked))
     if record.value.data is not None:
         target.array_data = bytes(record.value.data)
 
 
-def get_reply(record: VariableRecord, info: pb.Variable | None) -> pb.GetVariableResponse | bytes:
+def get_reply(
+    record: VariableRecord, info: pb.Variable | None, tracked: bool | None = None
+) -> pb.GetVariableResponse | bytes:
     """A GetVariable reply. For an array, bytes assembled around the stored array bytes, which
     lead as `array_data` instead of being copied into messages (see bridge._framing)."""
-    reply = _reply(record, info)
+    reply = _reply(record, info, tracked)
     data = record.value.data
     if data is None:
         return reply

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ._interchange import InterchangeServicer
 from ._optimization import OptimizationServicer
-from ._watch import WatchServicer
+from ._watch import InvalidationServicer
 
 
-class BridgeServicer(WatchServicer, InterchangeServicer, OptimizationServicer):
-    """Sessions, variables, watches and optimization coordination; each group lives in its own module."""
+class BridgeServicer(InvalidationServicer, InterchangeServicer, OptimizationServicer):
+    """Sessions, variables, watches, cache invalidations, export/import and optimization; one module per group."""

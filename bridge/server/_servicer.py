@@ -195,11 +195,21 @@ class VariableServicer(SessionServicer):
     async def _info(self, record: VariableRecord, include_value: bool = False) -> pb.Variable:
         return variable_message(record, await self.store.stats(record.id), include_value, self.limits)
 
+    def _track(self, tracking_id: str, session_id: str, refs: list[str]) -> bool | None:
+        """Tracks refs for a client cache before they are read (see server._watch._invalidations).
+
+        None when the read carried no tracking ID; else whether the refs are now tracked.
+        """
+        return None if not tracking_id else False
+
     async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse | bytes:
         session_id = await self._authenticate(request, context)
+        tracked = self._track(request.tracking_id, session_id, [request.ref]) if request.tracking_id else None
         record = await self._read(session_id, request.ref)
         await self.store.count_reads([record.id])
-        return get_reply(record, await self._info(record) if request.include_info else None)
+        if tracked:
+            tracked = record.session_id == session_id  # other sessions' writes are not sent on this stream
+        return get_reply(record, await self._info(record) if request.include_info else None, tracked)
 
     async def GetVariables(self, request: pb.GetVariablesRequest, context: Ctx) -> pb.GetVariablesResponse:
         session_id = await self._authenticate(request, context)
@@ -207,6 +217,7 @@ class VariableServicer(SessionServicer):
         check_count(len(refs), self.limits.max_batch_size, "variables in one batch", "max_batch_size")
         for ref in refs:
             check_ref(ref, self.limits)
+        tracked = self._track(request.tracking_id, session_id, refs)
         found = await self.store.get_variables(session_id, refs)
         records = [(ref, found.get(ref) or await self._find(session_id, ref, "read")) for ref in refs]
         await self.store.count_reads([record.id for _, record in records if record is not None])
@@ -216,7 +227,7 @@ class VariableServicer(SessionServicer):
                 response.missing.append(ref)
             else:
                 info = await self._info(record) if request.include_info else None
-                fill_get_response(response.found[ref], record, info)
+                fill_get_response(response.found[ref], record, info, tracked and record.session_id == session_id)
         return response
 
     async def ListVariables(self, request: pb.ListVariablesRequest, context: Ctx) -> pb.ListVariablesResponse:

@@ -3,8 +3,7 @@
 The store hands each write to the session's hub once (`Store.listen`); the hub hands it to each
 subscriber, which must take it at once without blocking or raising (a watch stream buffers it,
 within its bound). So a slow subscriber never holds up a writer or another subscriber. Watch
-streams subscribe today; the client cache's invalidation stream, and later a session channel
-carrying both, subscribe the same way.
+streams and the client caches' invalidation streams subscribe the same way.
 """
 
 from __future__ import annotations
@@ -72,11 +71,23 @@ class SessionHub:
 
 
 class WatchHubs:
-    """Every hub of the server, with the watch limits and the counts tests and operators read."""
+    """Every hub of the server, with the watch limits and the counts tests and operators read.
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    Watches and cache-invalidation streams each have their own hubs, counted against their
+    own limits (`limit_names`: the server-wide one, then the per-session one).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        what: str = "watches",
+        limit_names: tuple[str, str] = ("max_watches", "max_watches_per_session"),
+    ) -> None:
         self.store = store
         self.limits = limits
+        self.what = what
+        self._limit_names = limit_names
         self._hubs: dict[str, SessionHub] = {}
         self._subscribers: dict[Subscriber, SessionHub] = {}
         self._changed = asyncio.Event()
@@ -97,13 +108,14 @@ class WatchHubs:
 
     def join(self, session_id: str, subscriber: Subscriber) -> None:
         """Subscribes to the session's writes from now on; RESOURCE_EXHAUSTED beyond the limits."""
-        check_count(self.count + 1, self.limits.max_watches, "watches on this server", "max_watches")
+        total, per_session = self._limit_names
+        check_count(self.count + 1, getattr(self.limits, total), f"{self.what} on this server", total)
         hub = self._hubs.get(session_id)
         check_count(
             (len(hub.subscribers) if hub else 0) + 1,
-            self.limits.max_watches_per_session,
-            f"watches on session {session_id!r}",
-            "max_watches_per_session",
+            getattr(self.limits, per_session),
+            f"{self.what} on session {session_id!r}",
+            per_session,
         )
         if hub is None:
             hub = self._hubs[session_id] = SessionHub(self.store, session_id, self.limits, self._forget)

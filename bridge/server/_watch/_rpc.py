@@ -70,12 +70,6 @@ class WatchServicer(VariableServicer):
             raise SessionNotFoundError(f"session {watched!r} not found", session=watched)
         return WatchTarget(watched, tuple(refs), caller)
 
-    async def touch_watching_sessions(self) -> None:
-        """An open watch keeps its client's session alive: run by the server's reaper before it expires sessions."""
-        now = self.clock()
-        for session_id in self.watches.observers():
-            await self.store.touch_session(session_id, now)
-
 
 def _refuse_duplicates(names: list[str]) -> None:
     dupes = sorted(name for name, n in Counter(names).items() if n > 1)
