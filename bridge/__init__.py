@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .client import SessionContext, VariableUpdate, Watch, connect
+from .client import SessionContext, VariableCache, VariableUpdate, Watch, connect
 from .errors import (
     ERROR_TABLE,
     AccessDeniedError,
@@ -59,6 +59,7 @@ __all__ = [
     "SessionNotFoundError",
     "UnknownTypeError",
     "ValidationError",
+    "VariableCache",
     "VariableExistsError",
     "VariableNotFoundError",
     "VariableTypeError",

@@ -4,8 +4,8 @@
 given one), then runs the spec's system: a watcher follows the strategy variable, each
 question's complexity picks Predict or ChainOfThought, and `ModuleVariableResolver` builds
 that module to answer it (awaited, as the spec writes it). Offline, a `DummyLM` answers;
-`DSPEX_LM=provider/model` answers with a real LM. The spec's closing `get_variable_stats()`
-arrives with the client cache and stats issue; until then the counts come from the variables.
+`DSPEX_LM=provider/model` answers with a real LM. It ends, as the spec's does, with
+`get_variable_stats()`: the server's count of writes and this client's cache hit rate.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ async def adaptive_reasoning_system(channel: grpc.aio.Channel) -> list[tuple[str
     for question, strategy, answer in answers:
         print(f"{strategy:>14}: {question} -> {answer}")
 
-    # Performance numbers, from the variables' versions until get_variable_stats() lands
-    infos = await session.list_variables()
-    print(f"Total variable updates: {sum(info['version'] - 1 for info in infos)}")
+    # Get performance stats
+    stats = await session.get_variable_stats()
+    print(f"Total variable updates: {stats['write_count']}")
+    print(f"Cache hit rate: {stats['cache_hit_rate']:.2%}")
 
     # Cleanup
     watcher_task.cancel()

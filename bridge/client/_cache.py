@@ -7,13 +7,16 @@ predate the write). Entries are keyed by variable ID, and a name is an alias of 
 a name and its ID can never hold two different values.
 
 The hit path (`lookup`) takes no lock and makes no call: two dict lookups, a clock read and
-the policy's bookkeeping. Fills and batch reads take the lock, so one batch makes one fetch
-for all of its misses.
+the policy's bookkeeping. Every method but `get_batch` is synchronous between awaits, so it
+is atomic on the event loop; `get_batch` takes the lock, so one batch makes one fetch for
+all of its misses. A caller that changes what it read changes nothing cached: lists, dicts
+and tensors are copied in and out, and arrays are kept read-only (as the server's replies are).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import itertools
 import re
@@ -22,6 +25,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..errors import ValidationError
 
@@ -32,6 +37,45 @@ MISSING: Any = object()
 
 Invalidated = Callable[[str, str], Awaitable[None] | None]
 
+_IMMUTABLE = frozenset({float, int, str, bool, bytes, type(None)})
+
+
+def _copy_plain(value: Any) -> Any:
+    """A copy of a list/dict value (JSON-like, so far quicker than deepcopy); scalars are shared."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is list:
+        return [_copy_plain(item) for item in value]
+    if kind is dict:
+        return {key: _copy_plain(item) for key, item in value.items()}
+    return copy.deepcopy(value)
+
+
+def _frozen(value: Any) -> tuple[Any, Callable[[Any], Any] | None]:
+    """What to keep of a value, and how to hand it out without sharing it (None: as it is).
+
+    Arrays are kept read-only and shared, as reads from the server return them; containers
+    and tensors are copied on the way out; immutable values (the commonest) are shared.
+    """
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value, None
+    if kind is list or kind is dict:
+        return _copy_plain(value), _copy_plain
+    if isinstance(value, np.ndarray):
+        if value.flags.writeable:
+            value = value.copy()
+            value.flags.writeable = False
+        return value, None
+    if kind.__module__.startswith("torch"):
+        return value.clone(), _clone
+    return copy.deepcopy(value), copy.deepcopy
+
+
+def _clone(tensor: Any) -> Any:
+    return tensor.clone()
+
 
 @dataclass(slots=True)
 class CacheEntry:
@@ -40,6 +84,8 @@ class CacheEntry:
     value: Any
     version: int
     expires_at: float
+    copy: Callable[[Any], Any] | None = None  # hands out a fresh copy of a mutable value (None: shared)
+    hits: int = 0
 
 
 @dataclass(slots=True)
@@ -150,6 +196,7 @@ class VariableCache:
         self._epoch = 0  # clears so far
         self._invalidation_callbacks: dict[str, dict[str, Invalidated]] = {}
         self._subscriptions: dict[str, str] = {}  # subscription ID -> variable ID
+        self._past_hits: dict[str, int] = {}  # variable ID -> hits of its entries since dropped
         self._ids = itertools.count(1)
         self._stats = CacheStats()
         self._lock = asyncio.Lock()
@@ -195,7 +242,8 @@ class VariableCache:
             if entry.expires_at > self._clock():
                 self._policy.touch(vid)
                 self._stats.hits += 1
-                return entry.value
+                entry.hits += 1
+                return entry.value if entry.copy is None else entry.copy(entry.value)
             self._drop(vid)
         self._stats.misses += 1
         return MISSING
@@ -203,6 +251,11 @@ class VariableCache:
     def version(self, ref: str) -> int | None:
         entry = self._entries.get(self._alias.get(ref, ref))
         return entry.version if entry is not None else None
+
+    def hits_of(self, variable_id: str) -> int:
+        """Hits served for a variable, its dropped entries included."""
+        entry = self._entries.get(variable_id)
+        return self._past_hits.get(variable_id, 0) + (entry.hits if entry is not None else 0)
 
     # ------------------------------------------------------------ fills
 
@@ -222,12 +275,13 @@ class VariableCache:
         if current is not None and current.version > version:
             return False
         expires = self._clock() + self.ttl
+        value, copier = _frozen(value)  # the caller keeps its own object: mutating it changes nothing here
         if current is not None:
-            current.value, current.version, current.expires_at = value, version, expires
+            current.value, current.version, current.expires_at, current.copy = value, version, expires, copier
             return True
         while len(self._entries) >= self.max_size:
             self._evict()
-        self._entries[variable_id] = CacheEntry(variable_id, name, value, version, expires)
+        self._entries[variable_id] = CacheEntry(variable_id, name, value, version, expires, copier)
         self._alias[name] = variable_id
         self._policy.add(variable_id)
         return True
@@ -321,6 +375,19 @@ class VariableCache:
             await self.invalidate(vid, reason)
         return len(matched)
 
+    def written(self, ref: str) -> None:
+        """This client wrote `ref`: drop its entry, and any fill in flight (of any variable), so it reads its write.
+
+        Call it once the write's reply is in (or the write failed: it may have been applied).
+        A read in flight by the variable's other key (its ID for a name, say) is not known
+        here, so every fill in flight is discarded: a stale one would shadow the write.
+        """
+        self._epoch += 1
+        vid = self._alias.get(ref, ref)
+        if vid in self._entries:
+            self._drop(vid)
+            self._stats.invalidations += 1
+
     def clear(self) -> int:
         """Drops every entry (e.g. when the invalidation stream is lost); callbacks are not run."""
         count = len(self._entries)
@@ -344,6 +411,10 @@ class VariableCache:
             self._policy.remove(vid)
             if self._alias.get(entry.name) == vid:
                 del self._alias[entry.name]
+            if entry.hits:
+                if len(self._past_hits) >= MAX_TRACKED_KEYS and vid not in self._past_hits:
+                    self._past_hits.clear()  # bounded: per-variable hit counts restart
+                self._past_hits[vid] = self._past_hits.get(vid, 0) + entry.hits
 
     def _evict(self) -> None:
         vid = self._policy.victim()

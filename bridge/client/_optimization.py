@@ -22,6 +22,7 @@ from ..optimization._protocol import DIRECTIONS
 from ..optimization._registry import check_optimizer_class, resolve_optimizer
 from ..optimization._run import DEFAULT_PATIENCE, RUN_CONFIG_KEYS, RunLoop, RunSettings
 from ..optimization._space import Trial, search_space
+from ._cache import VariableCache
 from ._convert import to_datetime
 
 log = logging.getLogger("dspex.optimization")
@@ -70,11 +71,16 @@ class _LocalRun:
 
 
 class _Calls:
-    """The RunCalls of one run, over this session's channel."""
+    """The RunCalls of one run, over this session's channel.
 
-    def __init__(self, session: OptimizationMethods, optimization_id: str) -> None:
+    The run's writes are this client's too: each drops what the cache holds of the variables
+    written, so this client reads the candidates (and the best values) it wrote.
+    """
+
+    def __init__(self, session: OptimizationMethods, optimization_id: str, names: Sequence[str]) -> None:
         self.session = session
         self.optimization_id = optimization_id
+        self.names = tuple(names)
         stub = session._stub
         self._write, self._report, self._renew, self._finish = (
             stub.WriteCandidate,
@@ -86,7 +92,10 @@ class _Calls:
     async def write_candidate(self, iteration: int, candidate: dict[str, Any]) -> bool:
         request = pb.WriteCandidateRequest(optimization_id=self.optimization_id, iteration=iteration)
         map_into(request.candidate, candidate)
-        return (await self.session._call(self._write, request, "write_candidate")).stop_requested
+        try:
+            return (await self.session._call(self._write, request, "write_candidate")).stop_requested
+        finally:
+            self._written()
 
     async def report(
         self,
@@ -101,7 +110,11 @@ class _Calls:
             request.score = score
         map_into(request.metrics, metrics)
         map_into(request.next_candidate, next_candidate)
-        return (await self.session._call(self._report, request, "report_trial")).stop_requested
+        try:
+            return (await self.session._call(self._report, request, "report_trial")).stop_requested
+        finally:
+            if next_candidate:
+                self._written()
 
     async def renew(self) -> bool:
         request = pb.RenewOptimizationRequest(optimization_id=self.optimization_id)
@@ -109,7 +122,14 @@ class _Calls:
 
     async def finish(self, state: str, error: str) -> None:
         request = pb.FinishOptimizationRequest(optimization_id=self.optimization_id, state=state, error=error)
-        await self.session._call(self._finish, request, "finish_optimization")
+        try:
+            await self.session._call(self._finish, request, "finish_optimization")
+        finally:
+            self._written()
+
+    def _written(self) -> None:
+        for name in self.names:
+            self.session._cache.written(name)
 
 
 def _refs(variable: str | Sequence[str]) -> list[str]:
@@ -120,9 +140,10 @@ def _refs(variable: str | Sequence[str]) -> list[str]:
 
 
 class OptimizationMethods:
-    """Mixed into SessionContext; relies on its `_call`, `_stub` and `get_variables`."""
+    """Mixed into SessionContext; relies on its `_call`, `_stub`, `_cache` and `get_variables`."""
 
     _stub: Any
+    _cache: VariableCache
     _call: Callable[..., Any]
     get_variables: Callable[..., Any]
     timeout: float | None
@@ -250,7 +271,7 @@ class OptimizationMethods:
             heartbeat_seconds=started.lease_ttl_seconds / 3,
         )
         loop = RunLoop(
-            _Calls(self, started.optimization_id),
+            _Calls(self, started.optimization_id, started.variable_names),
             space,
             optimizer,
             spec,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,14 +15,16 @@ from ..errors import AuthenticationError, VariableNotFoundError, VariableTypeErr
 from ..limits import channel_options, check_name
 from ..types import infer_type
 from ._arrays import framed_set_request, is_array, reply_value, split_get_response
+from ._cache import MISSING, VariableCache
 from ._convert import fill_spec, to_datetime, variable_info
 from ._interchange import InterchangeMethods
+from ._invalidations import InvalidationStream
 from ._optimization import OptimizationMethods
 from ._rpc import call, raise_translated
+from ._stats import StatsMethods
 from ._watch import WatchMethods
 
 SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
-_MAX_COUNTED_REFS = 100_000
 
 _SPEC_KEYS = {"name", "type", "initial_value", "constraints", "metadata", "dependencies", "access_rules"}
 
@@ -36,13 +39,18 @@ def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channe
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
 
 
-class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
+class SessionContext(WatchMethods, OptimizationMethods, StatsMethods, InterchangeMethods):
     """Variables of one session. Safe to share across asyncio tasks.
 
     `await initialize()` (or `async with`) opens the session and receives its token;
     pass `token=` to resume a session another process opened. `close()` ends this client's
     watches and releases it; `cleanup()` ends the session on the server and deletes its
     variables (`cleanup_on_close=True` makes `close()` do that too).
+
+    Reads go through a cache (`cache=`, a VariableCache; by default ttl 1 s, 1,000
+    entries, lru) that the server keeps coherent by pushing invalidations: another
+    client's write drops the entry as soon as it arrives, this client always reads its own
+    writes, and nothing is cached while the invalidation stream is down. See docs/cache.md.
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
         timeout: float | None = None,
         cleanup_on_close: bool = False,
         metadata: Mapping[str, str] | None = None,
+        cache: VariableCache | None = None,
     ) -> None:
         self.session_id = check_name(session_id, "session id")
         self.channel = channel
@@ -79,10 +88,16 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
             f"/{SERVICE}/SetVariable", response_deserializer=None
         )
         self._token = ""  # set by initialize(); sent in each request's session_token field
-        #: ref -> [cache hits, cache misses] of this client (no cache yet: every read is a miss).
-        self._reads: dict[str, list[int]] = {}
+        self._cache = cache if cache is not None else VariableCache()
+        self._invalidations = InvalidationStream(self, self._cache)
+        self._init_stats()
         self._init_optimization()
         self._init_watch()
+
+    @property
+    def cache(self) -> VariableCache:
+        """This client's VariableCache (e.g. to `subscribe_invalidation` or `invalidate_pattern`)."""
+        return self._cache
 
     # ------------------------------------------------------------ lifecycle
 
@@ -106,13 +121,15 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
     async def cleanup(self) -> int:
         """Ends the session on the server; returns how many variables were deleted."""
         self._close_watches()
+        self._invalidations.close()
         response = await self._call(self._stub.CleanupSession, pb.CleanupSessionRequest(), "cleanup")
         self._token = ""
         return response.variables_deleted
 
     async def close(self) -> None:
-        """Ends this client's watches and optimization runs (state stopped, best values written), then releases it."""
+        """Ends this client's watches, cache and runs (state stopped, best values written), then releases it."""
         self._close_watches()
+        self._invalidations.close()
         await self._stop_local_runs()
         if self.cleanup_on_close and self._token:
             await self.cleanup()
@@ -151,18 +168,34 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
         As the spec says, `default=None` means "no default": a missing variable then
         raises KeyError. Any other default is returned instead. A stored None (a
         nullable variable) is returned as None: a value, never mistaken for "missing".
-        `bypass_cache` is accepted for the spec's signature; there is no client cache yet,
-        so every read goes to the server.
+        A cached value is returned without a call; `bypass_cache=True` always asks the server
+        (and refreshes the cache with the answer).
         """
+        cache = self._cache
+        if not bypass_cache:
+            value = cache.lookup(name)
+            if value is not MISSING:
+                return value
         request = pb.GetVariableRequest(ref=name)
-        self._count_miss(name)
+        token = None
+        if cache.ttl > 0:
+            tracking = self._invalidations.tracking_id or await self._invalidations.current()
+            if tracking is not None:
+                request.tracking_id = tracking
+                token = cache.read_token(name)
+        started = time.perf_counter_ns()
         try:
             response, array_data = await self._call(self._get, request, "get_variable", name)
         except VariableNotFoundError:
+            self._count_read(name, started)
             if default is None:
                 raise
             return default
-        return reply_value(response, array_data)
+        self._count_read(name, started)
+        value = reply_value(response, array_data)
+        if token is not None and response.tracked:
+            cache.store(response.variable_id, response.name, value, response.version, token)
+        return value
 
     async def get_variables(
         self,
@@ -171,13 +204,35 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
         include_metadata: bool = False,
         include_stats: bool = False,
     ) -> dict[str, Any]:
-        """Several variables in one round trip; missing names without a default raise KeyError."""
+        """Several variables in one round trip; missing names without a default raise KeyError.
+
+        Plain values come from the cache where it holds them, and one call fetches the rest;
+        `include_metadata` or `include_stats` asks the server for everything.
+        """
         defaults = defaults or {}
         names = list(names)
-        request = pb.GetVariablesRequest(refs=names, include_info=include_metadata or include_stats)
-        for name in names:
-            self._count_miss(name)
+        include_info = include_metadata or include_stats
+        cache = self._cache
+        cached: dict[str, Any] = {}
+        if not include_info:
+            for name in names:
+                value = cache.lookup(name)
+                if value is not MISSING:
+                    cached[name] = value
+        wanted = [name for name in dict.fromkeys(names) if name not in cached]
+        if names and not wanted:
+            return {name: cached[name] for name in names}
+        request = pb.GetVariablesRequest(refs=wanted, include_info=include_info)
+        tokens: dict[str, tuple[str, int, int]] = {}
+        if cache.ttl > 0 and not include_info:
+            tracking = self._invalidations.tracking_id or await self._invalidations.current()
+            if tracking is not None:
+                request.tracking_id = tracking
+                tokens = {name: cache.read_token(name) for name in wanted}
+        started = time.perf_counter_ns()
         response = await self._call(self._stub.GetVariables, request, "get_variables")
+        for name in wanted:
+            self._count_read(name, started)
         missing = [n for n in response.missing if n not in defaults]
         if missing:
             raise VariableNotFoundError(
@@ -185,32 +240,26 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
             )
         result: dict[str, Any] = {}
         for name in names:
+            if name in cached:
+                result[name] = cached[name]
+                continue
             found = response.found.get(name)
             if found is None:
                 value: Any = defaults[name]
-                result[name] = {"value": value, "found": False} if request.include_info else value
+                result[name] = {"value": value, "found": False} if include_info else value
                 continue
-            if not request.include_info:
-                result[name] = reply_value(found)
+            if not include_info:
+                value = result[name] = reply_value(found)
+                if found.tracked and name in tokens:
+                    cache.store(found.variable_id, found.name, value, found.version, tokens[name])
                 continue
             info = variable_info(found.info, include_stats)
             info["value"] = reply_value(found)
             if include_stats:
-                info["stats"].update(self._client_stats(name))
+                info["stats"].update(self._client_stats(info["id"], name))
             info["found"] = True
             result[name] = info
         return result
-
-    def _count_miss(self, ref: str) -> None:
-        counts = self._reads.get(ref)
-        if counts is not None:
-            counts[1] += 1
-        elif len(self._reads) < _MAX_COUNTED_REFS:  # refs are client-chosen: bound what is remembered
-            self._reads[ref] = [0, 1]
-
-    def _client_stats(self, ref: str) -> dict[str, int]:
-        hits, misses = self._reads.get(ref, (0, 0))
-        return {"cache_hits": hits, "cache_misses": misses}
 
     async def list_variables(self, pattern: str | None = None, include_values: bool = False) -> list[dict[str, Any]]:
         """The session's variables (sorted by name), optionally filtered by a glob such as 'temp*'."""
@@ -278,12 +327,17 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
             request.type_hint = type_hint or ""
         if metadata:
             map_into(request.metadata, metadata)
-        if type(value) not in _SCALAR_TYPES and is_array(value):  # scalars, the commonest values, skip the checks
-            request.session_token = self._session_token("set_variable")  # framed as bytes: _call can't add it
-            await self._call(self._set_framed, framed_set_request(request, value), "set_variable", name)
-        else:
-            encode_into(request.value, value)
-            await self._call(self._set, request, "set_variable", name)
+        started = time.perf_counter_ns()
+        try:
+            if type(value) not in _SCALAR_TYPES and is_array(value):  # scalars, the commonest values, skip the checks
+                request.session_token = self._session_token("set_variable")  # framed as bytes: _call can't add it
+                await self._call(self._set_framed, framed_set_request(request, value), "set_variable", name)
+            else:
+                encode_into(request.value, value)
+                await self._call(self._set, request, "set_variable", name)
+        finally:
+            self._cache.written(name)  # even if it failed: it may have been applied
+        self._count_write(name, started)
 
     async def update_variables(
         self, updates: dict[str, Any], metadata: dict[str, str] | None = None, atomic: bool = True
@@ -298,7 +352,14 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
             entry.key = name
             encode_into(entry.value, value)
         map_into(request.metadata, metadata)
-        response = await self._call(self._stub.UpdateVariables, request, "update_variables")
+        started = time.perf_counter_ns()
+        try:
+            response = await self._call(self._stub.UpdateVariables, request, "update_variables")
+        finally:
+            for name in updates:
+                self._cache.written(name)
+        for name in updates:
+            self._count_write(name, started)
         return {
             name: True if result.ok else result.error.message
             for name in updates
@@ -307,4 +368,7 @@ class SessionContext(WatchMethods, OptimizationMethods, InterchangeMethods):
 
     async def delete_variable(self, name: str) -> None:
         """Deletes a variable; refused while other variables depend on it."""
-        await self._call(self._stub.DeleteVariable, pb.DeleteVariableRequest(ref=name), "delete_variable", name)
+        try:
+            await self._call(self._stub.DeleteVariable, pb.DeleteVariableRequest(ref=name), "delete_variable", name)
+        finally:
+            self._cache.written(name)

@@ -48,3 +48,5 @@ def test_adaptive_reasoning(tmp_path: Path) -> None:
     assert "Strategy changed to: ChainOfThought" in out
     assert "       Predict: What is 2+2? -> 4" in out
     assert "ChainOfThought: Explain the philosophical implications" in out
+    assert "Total variable updates: 5" in out  # 2 registrations, the threshold, 2 strategy writes
+    assert "Cache hit rate: " in out
