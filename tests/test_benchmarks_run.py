@@ -73,3 +73,12 @@ def test_quick_dspy_benchmark_writes_its_figures(tmp_path: Path) -> None:
     assert report["compile"]["runs_recorded"] == 2 + 2  # two warm-up compiles and two timed ones, each a run
     assert 0 < report["hot_path"]["synced_config_read_us"] < report["hot_path"]["session_read_rpc_us"]
     assert "the bridge's own work per compile" in report["stdout"]
+
+
+def test_quick_cache_benchmark_writes_its_figures(tmp_path: Path) -> None:
+    report = _run_quick(tmp_path, module="benchmarks.cache")
+    hits = report["hit_path"]
+    assert 0 < hits["floor_us"] < hits["hit_us"] < hits["uncached_us"]
+    on, off = report["read_mostly"]
+    assert on["hit_rate"] > 0 and off["hit_rate"] == 0 and off["stale_reads"] == 0
+    assert on["reads"] == off["reads"] > 0
