@@ -28,7 +28,6 @@ from typing import Any
 import dspy
 import grpc
 from dspy.teleprompt import BootstrapFewShot
-from optimization_workflow import export_with_history  # the export until export_variables lands (same folder)
 from tqdm.auto import tqdm
 
 from bridge.server import serve_process
@@ -147,7 +146,7 @@ async def main_job(address: str, out: Path, trials: int, iterations: int, seed: 
         print(f"  trial {entry['iteration']:>2}: teacher_temperature={candidate['teacher_temperature']:.3f} "
               f"max_demos={candidate['max_demos']} score={entry['score']:.1f}")  # fmt: skip
 
-    export_data = await export_with_history(session, r".*temperature.*")
+    export_data = await session.export_variables(include_history=True, filter_pattern=r".*temperature.*")
     out.write_bytes(export_data)
     print(f"  wrote {out} ({len(export_data):,} bytes)")
     print(f"Best parameters: {best}")

@@ -4,20 +4,16 @@ Run it with `python3 dev.py demo` (which sets everything up), or in the venv:
 `python examples/optimization_workflow.py [--address HOST:PORT] [--out PATH]`.
 
 The objective is a stand-in with a known optimum (accuracy peaks at an effective
-temperature of 0.55): a small scoring function, until the DSPy plugin's issue replaces it
-with a compiled program. The export at the end is a JSON stand-in for `export_variables`
-(the export/import issue): the variables matching r'.*temperature.*' with their
-optimization history.
+temperature of 0.55): a small scoring function (the DSPy main job, dspy_main_job.py, scores a
+compiled program instead). The export at the end is the spec's `export_variables` call: the
+variables matching r'.*temperature.*' with their history and the optimization run, as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +88,8 @@ async def optimization_workflow(address: str, out: Path) -> dict[str, Any]:
         f"{status['best_metrics']['accuracy']:.4f} (the stand-in peaks at {BEST_EFFECTIVE_TEMPERATURE})"
     )
 
-    # Export results (a JSON stand-in for export_variables until the export/import issue)
-    export_data = await export_with_history(session, r".*temperature.*")
+    # Export results
+    export_data = await session.export_variables(include_history=True, filter_pattern=r".*temperature.*")
     with open(out, "wb") as f:
         f.write(export_data)
     print(f"  wrote {out} ({len(export_data):,} bytes)")
@@ -101,29 +97,6 @@ async def optimization_workflow(address: str, out: Path) -> dict[str, Any]:
     await session.cleanup()
     await channel.close()
     return status
-
-
-async def export_with_history(session: SessionContext, filter_pattern: str) -> bytes:
-    """The matching variables with their values, metadata and optimization history, as JSON."""
-    pattern = re.compile(filter_pattern)
-    variables = []
-    for info in await session.list_variables(include_values=True):
-        if not pattern.fullmatch(info["name"]):
-            continue
-        history = await session.get_optimization_history(info["name"], limit=10_000)
-        variables.append(
-            {
-                "name": info["name"],
-                "type": info["type"],
-                "value": info["value"],
-                "constraints": info["constraints"],
-                "version": info["version"],
-                "dependencies": info["dependencies"],
-                "optimization_history": [{**h, "timestamp": h["timestamp"].isoformat()} for h in history],
-            }
-        )
-    document = {"format": "dspex-results-v0", "exported_at": datetime.now().astimezone().isoformat()}
-    return json.dumps({**document, "variables": variables}, indent=2).encode()
 
 
 async def main(address: str | None, out: Path) -> None:

@@ -27,14 +27,16 @@ def test_quickstart(tmp_path: Path) -> None:
 def test_complete_optimization_workflow_writes_its_results(tmp_path: Path) -> None:
     out = _run("optimization_workflow.py", "--out", "results.json", cwd=tmp_path)
     assert "Optimization complete! Best value: " in out
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((tmp_path / "results.json").read_text())  # an export_variables document
     by_name = {v["name"]: v for v in results["variables"]}
     assert set(by_name) == {"base_temperature", "effective_temperature"}  # the filter_pattern r'.*temperature.*'
-    history = by_name["base_temperature"]["optimization_history"]
-    assert history and all("accuracy" in h["metrics"] for h in history)
-    best = max(history, key=lambda h: h["score"])
-    assert by_name["base_temperature"]["value"] == best["value"]
-    assert abs(best["value"] - 0.55) < 0.05
+    [run] = results["optimization_runs"]
+    assert run["variables"] == ["base_temperature"] and run["optimizer_type"] == "bayesian"
+    assert run["trials"] and all("accuracy" in t["metrics"] for t in run["trials"])
+    best = max(run["trials"], key=lambda t: t["score"])["candidate"]["base_temperature"]
+    assert by_name["base_temperature"]["value"] == best
+    assert abs(best - 0.55) < 0.05
+    assert len(by_name["base_temperature"]["history"]) == by_name["base_temperature"]["version"] - 1
 
 
 def test_error_handling_waits_for_the_running_optimization_and_retries(tmp_path: Path) -> None:

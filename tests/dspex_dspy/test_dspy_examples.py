@@ -33,14 +33,16 @@ def test_the_main_job_compiles_searches_and_exports(tmp_path: Path) -> None:
     assert "Optimization complete! Best value: " in out
     lines = out.strip().splitlines()
     assert lines[-2].startswith("Best parameters: {'teacher_temperature': ") and lines[-1].startswith("Best score: ")
-    export = json.loads((tmp_path / "results.json").read_text())
+    export = json.loads((tmp_path / "results.json").read_text())  # an export_variables document
     by_name = {v["name"]: v for v in export["variables"]}
     assert set(by_name) == {"teacher_temperature", "base_temperature", "effective_temperature", "qa_temperature"}
-    compile_history = by_name["teacher_temperature"]["optimization_history"]
-    assert [h["iteration"] for h in compile_history] == [1, 2, 3, 4]
-    assert all(h["metrics"]["score_source"] == "valset" for h in compile_history)
-    best = max(by_name["base_temperature"]["optimization_history"], key=lambda h: h["score"])
-    assert by_name["base_temperature"]["value"] == best["value"]
+    runs = {run["variables"][0]: run for run in export["optimization_runs"]}
+    assert runs["teacher_temperature"]["variables"] == ["teacher_temperature", "max_demos"]
+    compile_trials = runs["teacher_temperature"]["trials"]
+    assert [t["iteration"] for t in compile_trials] == [1, 2, 3, 4]
+    assert all(t["metrics"]["score_source"] == "valset" for t in compile_trials)
+    best = max(runs["base_temperature"]["trials"], key=lambda t: t["score"])
+    assert by_name["base_temperature"]["value"] == best["candidate"]["base_temperature"]
 
 
 def test_adaptive_reasoning(tmp_path: Path) -> None:
