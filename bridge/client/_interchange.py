@@ -11,13 +11,15 @@ from typing import Any
 
 from .._proto import bridge_pb2 as pb
 from ..errors import BridgeError, ValidationError
+from ._cache import VariableCache
 
 
 class InterchangeMethods:
-    """Mixed into SessionContext; relies on its `_call` and `_stub`."""
+    """Mixed into SessionContext; relies on its `_call`, `_stub` and `_cache` (an import is this client's write)."""
 
     _stub: Any
     _call: Callable[..., Any]
+    _cache: VariableCache
 
     async def export_variables(
         self,
@@ -113,6 +115,10 @@ class InterchangeMethods:
             if unsent:  # the server refused the cut stream, as incomplete: the cause is here
                 raise unsent[0] from None
             raise
+        finally:
+            if not dry_run:  # even if the call failed: it may have been applied
+                for var in document["variables"]:
+                    self._cache.written(var["name"])
         return {
             "imported": response.imported,
             "skipped": response.skipped,

@@ -305,8 +305,10 @@ async def test_bad_options_are_refused_before_anything_is_read(target: SessionCo
 
 
 async def test_this_clients_next_read_sees_what_it_imported(target: SessionContext) -> None:
-    assert await target.get_variable("label") == "old"  # cached now
-    await target.import_variables(encode(INCOMING, "json"), dry_run=True)
     assert await target.get_variable("label") == "old"
+    assert target.cache.version("label") == 1  # cached
+    await target.import_variables(encode(INCOMING, "json"), dry_run=True)
+    assert target.cache.version("label") == 1  # a dry run writes nothing
     await target.import_variables(encode(INCOMING, "json"))
+    assert target.cache.version("label") is None  # dropped when the reply came, not when the server's push does
     assert await target.get_variable("label") == "new"
