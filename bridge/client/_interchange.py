@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
+
 from .._proto import bridge_pb2 as pb
 from ..errors import BridgeError, ValidationError
 from ._cache import VariableCache
+
+IMPORT_METHOD = f"/{pb.DESCRIPTOR.services_by_name['BridgeService'].full_name}/ImportVariables"
 
 
 class InterchangeMethods:
@@ -20,6 +24,7 @@ class InterchangeMethods:
     _stub: Any
     _call: Callable[..., Any]
     _cache: VariableCache
+    channel: grpc.aio.Channel
 
     async def export_variables(
         self,
@@ -96,11 +101,13 @@ class InterchangeMethods:
             )
         document = check_document(decode(data, format, allow_pickle=allow_pickle))
         first, rest = import_requests(document, merge_strategy, atomic, dry_run)
-        stream = self._stub.ImportVariables
+        stream = self.channel.stream_unary(  # the messages come serialized (see _wire)
+            IMPORT_METHOD, response_deserializer=pb.ImportVariablesResponse.FromString
+        )
         unsent: list[BridgeError] = []  # a value that cannot be encoded ends the stream early
 
-        def requests() -> Iterator[pb.ImportVariablesRequest]:
-            yield first
+        def requests() -> Iterator[bytes]:
+            yield first.SerializeToString()  # with the token _call set
             try:
                 yield from rest
             except BridgeError as exc:

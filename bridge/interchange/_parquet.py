@@ -7,26 +7,36 @@ as portable JSON text. An optimization run rides in the `optimization_runs` colu
 first exported variable it optimized (in name order, which is the document's order of runs),
 so no footer grows with a long history. The document's other fields are the schema metadata
 under `dspex`.
+
+Columns are built and read whole: the array bytes go into one buffer and come back as views
+of it, so a thousand embeddings cost about what pyarrow's own write and read of them do.
+Pages are zstd-compressed and checksummed (a flipped byte fails the import); the array
+column skips dictionary encoding, which never pays for distinct blobs.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 from typing import Any
 
 import numpy as np
 
-from ..codec import WIRE_DTYPES, array_payload, is_torch_tensor, torch_to_numpy
+from ..codec import WIRE_DTYPES, is_torch_tensor, torch_to_numpy
 from ..errors import ValidationError
-from ._portable import from_portable, to_portable
+from ._formats import ImportFormatError
+from ._portable import array_bytes, from_portable, to_portable
 
 _META_KEY = b"dspex"
 #: Variable fields kept as portable JSON text, in the document's key order (version goes between).
 _JSON_FIELDS = ("constraints", "metadata", "access_rules", "dependencies")
 _LATE_JSON_FIELDS = ("history",)
-_ARRAY_COLUMNS = ("array_dtype", "array_shape", "array_data", "array_framework")
 _RUNS = "optimization_runs"
+_TEXT_COLUMNS = ("name", "type", "value", "array_dtype", "array_framework", *_JSON_FIELDS, *_LATE_JSON_FIELDS, _RUNS)
+_COLUMNS = ("name", "type", "value", "array_dtype", "array_shape", "array_data", "array_framework")
+_COLUMNS += (*_JSON_FIELDS, "version", *_LATE_JSON_FIELDS, _RUNS)
+_LITTLE = {name: np.dtype(name).newbyteorder("<") for name in WIRE_DTYPES}
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -41,6 +51,8 @@ def _pyarrow() -> tuple[Any, Any]:
 
 
 def _text(value: Any) -> str:
+    if not value and type(value) in (dict, list):  # the commonest constraints, metadata and rules
+        return "{}" if type(value) is dict else "[]"
     return json.dumps(to_portable(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
@@ -60,9 +72,8 @@ def _runs_by_row(document: dict[str, Any]) -> list[list[Any]] | None:
 
 def encode_parquet(document: dict[str, Any]) -> bytes:
     pa, pq = _pyarrow()
-    columns: dict[str, list[Any]] = {
-        k: [] for k in ("name", "type", "value", *_ARRAY_COLUMNS, *_JSON_FIELDS, "version", *_LATE_JSON_FIELDS, _RUNS)
-    }
+    columns: dict[str, list[Any]] = {k: [] for k in _COLUMNS if k != "array_data"}
+    payloads: list[Any] = []
     present = set()
     for var in document["variables"]:
         value = var["value"]
@@ -71,37 +82,61 @@ def encode_parquet(document: dict[str, Any]) -> bytes:
         if isinstance(value, np.ndarray) or is_torch_tensor(value):
             framework = "torch" if is_torch_tensor(value) else ""
             arr = torch_to_numpy(value) if framework else value
+            dtype, payload = array_bytes(arr)
             columns["value"].append(None)
-            columns["array_dtype"].append(arr.dtype.name)
-            columns["array_shape"].append(list(arr.shape))
-            columns["array_data"].append(bytes(array_payload(arr)))
+            columns["array_dtype"].append(dtype)
+            columns["array_shape"].append(arr.shape)
             columns["array_framework"].append(framework)
+            payloads.append(payload)
         else:
             columns["value"].append(_text(value))
-            for key in _ARRAY_COLUMNS:
+            for key in ("array_dtype", "array_shape", "array_framework"):
                 columns[key].append(None)
+            payloads.append(None)
         columns["version"].append(var.get("version"))
         for key in (*_JSON_FIELDS, *_LATE_JSON_FIELDS):
             if key in var:
                 present.add(key)
-            columns[key].append(_text(var[key]) if key in var else None)
+                columns[key].append(_text(var[key]))
+            else:
+                columns[key].append(None)
     runs = _runs_by_row(document)
-    columns[_RUNS] = [None] * len(columns["name"]) if runs is None else [_text(r) if r else None for r in runs]
-    types = {"array_shape": pa.list_(pa.int64()), "array_data": pa.binary(), "version": pa.int64()}
-    table = pa.table({k: pa.array(v, type=types.get(k, pa.string())) for k, v in columns.items()})
+    columns[_RUNS] = [None] * len(payloads) if runs is None else [_text(r) if r else None for r in runs]
+    arrays = {k: pa.array(v, type=pa.string()) for k, v in columns.items() if k in _TEXT_COLUMNS}
+    arrays["array_shape"] = pa.array(columns["array_shape"], type=pa.list_(pa.int64()))
+    arrays["version"] = pa.array(columns["version"], type=pa.int64())
+    arrays["array_data"] = _binary_column(pa, payloads)
+    table = pa.table({k: arrays[k] for k in _COLUMNS})
     header = {k: v for k, v in document.items() if k not in ("variables", _RUNS)}
     header["variable_fields"] = sorted(present)
     header["has_runs"] = runs is not None
     table = table.replace_schema_metadata({_META_KEY: _text(header).encode()})
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)  # a flipped byte is caught on import
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=[k for k in _COLUMNS if k != "array_data"],
+        write_page_checksum=True,  # a flipped byte is caught on import
+    )
     return sink.getvalue()
+
+
+def _binary_column(pa: Any, payloads: list[Any]) -> Any:
+    """One large_binary column over one buffer of every array's bytes (nulls for rows without one)."""
+    present = np.fromiter((p is not None for p in payloads), dtype=bool, count=len(payloads))
+    offsets = np.zeros(len(payloads) + 1, dtype=np.int64)
+    np.cumsum([len(p) if p is not None else 0 for p in payloads], out=offsets[1:])
+    data = b"".join(p for p in payloads if p is not None)
+    validity = pa.py_buffer(np.packbits(present, bitorder="little").tobytes())
+    nulls = len(payloads) - int(present.sum())
+    return pa.Array.from_buffers(
+        pa.large_binary(), len(payloads), [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls
+    )
 
 
 def decode_parquet(data: bytes) -> dict[str, Any]:
     pa, pq = _pyarrow()
-    from ._formats import ImportFormatError
-
     if not data.startswith(b"PAR1"):  # the footer's magic is checked by pyarrow, the leading one is not
         raise ImportFormatError("not a readable parquet export (corrupt?): it does not start with PAR1")
     try:
@@ -116,29 +151,33 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
         raise ImportFormatError("the parquet export's header is not an object")
     fields = set(header.pop("variable_fields", ()))
     has_runs = header.pop("has_runs", False) is True
-    missing = {"name", "type", "value", *_ARRAY_COLUMNS, "version", _RUNS} - set(table.column_names)
+    missing = set(_COLUMNS) - set(table.column_names)
     if missing:
         raise ImportFormatError(f"the parquet export lacks columns {sorted(missing)}")
+    col = {k: table.column(k).to_pylist() for k in _COLUMNS if k != "array_data"}
+    payloads = _payloads(pa, table.column("array_data"))
     variables = []
     runs: list[Any] = []
-    for row in table.to_pylist():
-        var: dict[str, Any] = {"name": row["name"], "type": row["type"]}
-        if row["array_dtype"] is not None:
-            var["value"] = _array(row)
+    for i, name in enumerate(col["name"]):
+        var: dict[str, Any] = {"name": name, "type": col["type"][i]}
+        if col["array_dtype"][i] is not None:
+            var["value"] = _array(name, col["array_dtype"][i], col["array_shape"][i], payloads[i])
+            if col["array_framework"][i] == "torch":
+                var["value"] = _torch(var["value"])
         else:
-            var["value"] = from_portable(_json(row["value"], f"{row['name']}: value"))
+            var["value"] = _field(col["value"][i], f"{name}: value")
         for key in _JSON_FIELDS:
-            if key in fields and row.get(key) is not None:
-                var[key] = from_portable(_json(row[key], f"{row['name']}: {key}"))
-        if row["version"] is not None:
-            var["version"] = row["version"]
+            if key in fields and col[key][i] is not None:
+                var[key] = _field(col[key][i], f"{name}: {key}")
+        if col["version"][i] is not None:
+            var["version"] = col["version"][i]
         for key in _LATE_JSON_FIELDS:
-            if key in fields and row.get(key) is not None:
-                var[key] = from_portable(_json(row[key], f"{row['name']}: {key}"))
-        if row[_RUNS] is not None:
-            row_runs = from_portable(_json(row[_RUNS], f"{row['name']}: {_RUNS}"))
+            if key in fields and col[key][i] is not None:
+                var[key] = _field(col[key][i], f"{name}: {key}")
+        if col[_RUNS][i] is not None:
+            row_runs = _field(col[_RUNS][i], f"{name}: {_RUNS}")
             if not isinstance(row_runs, list):
-                raise ImportFormatError(f"{row['name']}: {_RUNS} is not a list")
+                raise ImportFormatError(f"{name}: {_RUNS} is not a list")
             runs.extend(row_runs)
         variables.append(var)
     document = {**header, "variables": variables}
@@ -147,9 +186,29 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
     return document
 
 
-def _json(text: Any, what: str) -> Any:
-    from ._formats import ImportFormatError
+def _payloads(pa: Any, column: Any) -> list[np.ndarray | None]:
+    """Each row's array bytes, as read-only views of the column's one buffer (None where there is none)."""
+    if column.type not in (pa.binary(), pa.large_binary()):
+        raise ImportFormatError(f"the parquet export's array_data column is {column.type}, not binary")
+    out: list[np.ndarray | None] = []
+    for chunk in column.chunks:
+        _, offsets_buf, data_buf = chunk.buffers()
+        width = np.int64 if chunk.type == pa.large_binary() else np.int32
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        raw = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        out.extend(raw[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(chunk)))
+    return out
 
+
+def _field(text: Any, what: str) -> Any:
+    """A value kept as portable JSON text."""
+    if text == "{}" or text == "[]":  # the commonest constraints, metadata and rules
+        return {} if text == "{}" else []
+    return from_portable(_json(text, what))
+
+
+def _json(text: Any, what: str) -> Any:
     if not isinstance(text, str):
         raise ImportFormatError(f"{what}: expected JSON text")
     try:
@@ -158,19 +217,18 @@ def _json(text: Any, what: str) -> Any:
         raise ImportFormatError(f"{what}: corrupt JSON ({exc})") from None
 
 
-def _array(row: dict[str, Any]) -> Any:
-    dtype, shape, raw = row["array_dtype"], row["array_shape"], row["array_data"]
-    if dtype not in WIRE_DTYPES or not isinstance(shape, list) or not isinstance(raw, bytes):
-        raise ValidationError(f"{row['name']}: malformed array columns", rule="import_value")
-    if any(d < 0 for d in shape) or int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize != len(raw):
-        raise ValidationError(
-            f"{row['name']}: array of shape {shape} and dtype {dtype} does not match its {len(raw)} bytes"
-        )
-    arr = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
-    if row.get("array_framework") == "torch":
-        try:
-            import torch
-        except ImportError:
-            return arr
-        return torch.from_numpy(arr.copy())
-    return arr
+def _array(name: str, dtype: Any, shape: Any, raw: np.ndarray | None) -> np.ndarray:
+    if dtype not in WIRE_DTYPES or not isinstance(shape, list) or raw is None:
+        raise ValidationError(f"{name}: malformed array columns", rule="import_value")
+    little = _LITTLE[dtype]
+    if any(d < 0 for d in shape) or math.prod(shape) * little.itemsize != raw.nbytes:
+        raise ValidationError(f"{name}: array of shape {shape} and dtype {dtype} does not match its {raw.nbytes} bytes")
+    return raw.view(little).reshape(shape) if raw.nbytes else np.empty(shape, dtype=little)
+
+
+def _torch(arr: np.ndarray) -> Any:
+    try:
+        import torch
+    except ImportError:
+        return arr
+    return torch.from_numpy(arr.copy())

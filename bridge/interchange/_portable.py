@@ -24,6 +24,16 @@ from ..limits import DEFAULT_LIMITS, Limits
 
 TAGS = ("$float", "$array", "$dict")
 _SPECIAL = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+#: numpy's dtype.name is a Python property that costs microseconds: looked up here instead (little-endian only).
+_NAMES = {np.dtype(name).newbyteorder("<"): name for name in WIRE_DTYPES}
+
+
+def array_bytes(arr: np.ndarray) -> tuple[str, memoryview | bytes]:
+    """An array's wire dtype name and its little-endian row-major bytes (a view when they already are)."""
+    name = _NAMES.get(arr.dtype)
+    if name is not None and arr.flags.c_contiguous:
+        return name, memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else b""
+    return arr.dtype.name, array_payload(arr)  # big-endian or strided: converted (and checked) by the codec
 
 
 def to_portable(value: Any, depth: int = 0, limits: Limits = DEFAULT_LIMITS) -> Any:
@@ -39,11 +49,12 @@ def to_portable(value: Any, depth: int = 0, limits: Limits = DEFAULT_LIMITS) -> 
     if isinstance(value, np.ndarray) or is_torch_tensor(value):
         framework = "torch" if is_torch_tensor(value) else ""
         arr = torch_to_numpy(value) if framework else value
+        dtype, payload = array_bytes(arr)
         return {
             "$array": {
-                "dtype": arr.dtype.name,
+                "dtype": dtype,
                 "shape": list(arr.shape),
-                "data": base64.b64encode(array_payload(arr)).decode("ascii"),
+                "data": base64.b64encode(payload).decode("ascii"),
                 "framework": framework,
             }
         }

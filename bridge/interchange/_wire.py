@@ -11,16 +11,36 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from .._framing import varint
 from .._proto import bridge_pb2 as pb
-from ..codec import decode, decode_map, encode_into, map_into
+from ..codec import decode, decode_map, encode, is_torch_tensor, map_into, torch_to_numpy
 from ..errors import BridgeError, ValidationError
 from ..limits import DEFAULT_LIMITS
 from ._document import FORMAT, FORMAT_VERSION
+from ._portable import array_bytes
 
 #: About how many bytes one message of an import stream carries (a bigger variable goes alone).
 CHUNK_BYTES = DEFAULT_LIMITS.max_export_chunk_bytes
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
+
+
+def fast_varint(n: int) -> bytes:
+    """`_framing.varint`, without its loop for the lengths and versions most items have (below 2**21)."""
+    if n < 0x80:
+        return _ONE_BYTE[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
+    return varint(n)
+
+
+def prefix(field_number: int, length: int) -> bytes:
+    """`_framing.bytes_field_prefix`, faster: the tag and length of a length-delimited field."""
+    return fast_varint(field_number << 3 | 2) + fast_varint(length)
 
 
 def iso(ts: Timestamp) -> str:
@@ -164,10 +184,12 @@ def _trial(entry: pb.TrialEntry) -> dict[str, Any]:
 
 def import_requests(
     document: dict[str, Any], merge_strategy: str, atomic: bool, dry_run: bool
-) -> tuple[pb.ImportVariablesRequest, Iterator[pb.ImportVariablesRequest]]:
-    """The first message of the import stream (its options) and an iterator over the rest.
+) -> tuple[pb.ImportVariablesRequest, Iterator[bytes]]:
+    """The first message of the import stream (its options) and an iterator over the rest, serialized.
 
-    Encoding a value the wire cannot carry (an int beyond int64, say) raises, naming the variable.
+    The rest are framed here rather than built as messages, so an array's bytes are copied once,
+    into the message they travel in (see bridge._framing). Encoding a value the wire cannot carry
+    (an int beyond int64, say) raises, naming the variable.
     """
     variables = document["variables"]
     options = pb.ImportOptions(
@@ -180,33 +202,57 @@ def import_requests(
     return pb.ImportVariablesRequest(options=options), _chunks(variables)
 
 
-def _chunks(variables: list[dict[str, Any]]) -> Iterator[pb.ImportVariablesRequest]:
-    request, size = pb.ImportVariablesRequest(), 0
+_Parts = list[bytes | memoryview]
+_REQUEST = pb.ImportVariablesRequest.DESCRIPTOR.fields_by_name
+_VARIABLES, _VERSIONS = _REQUEST["variables"].number, _REQUEST["versions"].number
+_SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
+_VERSION_TAG = varint(pb.ExportedVariable.DESCRIPTOR.fields_by_name["version"].number << 3)  # a varint field
+_SPEC_VALUE = pb.VariableSpec.DESCRIPTOR.fields_by_name["initial_value"].number
+_VERSION_VALUE = pb.ExportedVersion.DESCRIPTOR.fields_by_name["value"].number
+_ARRAY_VALUE = pb.Value.DESCRIPTOR.fields_by_name["array_value"].number
+_ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
+
+
+def _chunks(variables: list[dict[str, Any]]) -> Iterator[bytes]:
+    parts: _Parts = []
+    size = 0
     for var in variables:
         name = var["name"]
         try:
-            item = request.variables.add(version=var.get("version", 1))
-            _fill_spec(item.spec, var)
-            size += item.ByteSize()
+            item, length = _variable(var)
+            parts += (prefix(_VARIABLES, length), *item)
+            size += length
             for old in var.get("history", ()):
-                version = request.versions.add(name=name, version=old["version"], updated_by=old["updated_by"])
-                encode_into(version.value, old["value"])
-                map_into(version.metadata, old["metadata"])
-                _timestamp(old["updated_at"], version.updated_at)
-                size += version.ByteSize()
+                item, length = _version(name, old)
+                parts += (prefix(_VERSIONS, length), *item)
+                size += length
         except BridgeError as exc:
             raise type(exc)(f"{name}: {exc.message}", **{**exc.details, "variable": name}) from None
         if size >= CHUNK_BYTES:
-            yield request
-            request, size = pb.ImportVariablesRequest(), 0
-    if request.variables:
-        yield request
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
 
 
-def _fill_spec(spec: pb.VariableSpec, var: dict[str, Any]) -> None:
-    spec.name = var["name"]
-    spec.type = var["type"]
-    encode_into(spec.initial_value, var["value"])
+def _value(value: Any) -> tuple[_Parts, int]:
+    """A serialized wire Value; an array's bytes as a view of the array, framed in."""
+    if isinstance(value, np.ndarray) or is_torch_tensor(value):
+        framework = "torch" if is_torch_tensor(value) else ""
+        arr = torch_to_numpy(value) if framework else value
+        dtype, payload = array_bytes(arr)
+        header = pb.NDArray(dtype=dtype, shape=arr.shape, framework=framework).SerializeToString()
+        data_prefix = prefix(_ARRAY_DATA, len(payload))
+        length = len(header) + len(data_prefix) + len(payload)
+        outer = prefix(_ARRAY_VALUE, length)
+        return [outer, header, data_prefix, payload], len(outer) + length
+    encoded = encode(value).SerializeToString()
+    return [encoded], len(encoded)
+
+
+def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
+    """A serialized ExportedVariable."""
+    spec = pb.VariableSpec(name=var["name"], type=var["type"])
     map_into(spec.constraints, var.get("constraints"))
     map_into(spec.metadata, var.get("metadata"))
     spec.dependencies.extend(var.get("dependencies", ()))
@@ -216,3 +262,21 @@ def _fill_spec(spec: pb.VariableSpec, var: dict[str, Any]) -> None:
             permissions=list(rule.get("permissions", ())),
             conditions={str(k): str(v) for k, v in (rule.get("conditions") or {}).items()},
         )
+    value, value_length = _value(var["value"])
+    head = spec.SerializeToString()
+    value_prefix = prefix(_SPEC_VALUE, value_length)
+    spec_length = len(head) + len(value_prefix) + value_length
+    spec_prefix = prefix(_SPEC, spec_length)
+    version = _VERSION_TAG + fast_varint(var.get("version", 1))
+    return [spec_prefix, head, value_prefix, *value, version], len(spec_prefix) + spec_length + len(version)
+
+
+def _version(name: str, old: dict[str, Any]) -> tuple[_Parts, int]:
+    """A serialized ExportedVersion of variable `name`."""
+    version = pb.ExportedVersion(name=name, version=old["version"], updated_by=old["updated_by"])
+    map_into(version.metadata, old["metadata"])
+    _timestamp(old["updated_at"], version.updated_at)
+    value, value_length = _value(old["value"])
+    head = version.SerializeToString()
+    value_prefix = prefix(_VERSION_VALUE, value_length)
+    return [head, value_prefix, *value], len(head) + len(value_prefix) + value_length

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 
-from .._framing import bytes_field_prefix
 from .._proto import bridge_pb2 as pb
 from ..codec import decode, encode, encode_map, map_into
 from ..errors import (
@@ -26,6 +26,7 @@ from ..errors import (
     VariableTypeError,
 )
 from ..interchange import MERGE_STRATEGIES
+from ..interchange._wire import fast_varint, prefix
 from ..limits import check_count, check_name
 from ..store import OptimizationRecord, SessionSnapshot, Transaction, TrialRecord, VariableRecord
 from ..types import TYPES
@@ -45,6 +46,7 @@ _SPEC_VALUE = pb.VariableSpec.DESCRIPTOR.fields_by_name["initial_value"].number
 _ARRAY_VALUE = pb.Value.DESCRIPTOR.fields_by_name["array_value"].number
 _ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
 _VARIABLE_SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
+_VERSION_TAG = fast_varint(pb.ExportedVariable.DESCRIPTOR.fields_by_name["version"].number << 3)  # a varint field
 #: Latest time a Timestamp may name (9999-12-31T23:59:59Z), as protobuf's well-known type allows.
 _MAX_SECONDS = 253_402_300_799
 
@@ -55,13 +57,14 @@ def micro_timestamp(seconds: float, target: Any) -> None:
     target.FromMicroseconds(round(seconds * 1e6))
 
 
-def _value_bytes(record: VariableRecord) -> bytes | list[bytes | memoryview]:
+def _value_parts(record: VariableRecord) -> tuple[list[bytes | memoryview], int]:
     """A stored value's serialized wire Value, its array bytes framed in rather than copied into a message."""
     head, data = record.value
     if data is None:
-        return head
-    inner = bytes_field_prefix(_ARRAY_DATA, len(data))
-    return [head, bytes_field_prefix(_ARRAY_VALUE, len(inner) + len(data)), inner, data]
+        return [head], len(head)
+    inner = prefix(_ARRAY_DATA, len(data))
+    outer = prefix(_ARRAY_VALUE, len(inner) + len(data))
+    return [head, outer, inner, data], len(head) + len(outer) + len(inner) + len(data)
 
 
 class _Chunks:
@@ -73,14 +76,14 @@ class _Chunks:
         self.parts: list[bytes | memoryview] = []
         self.size = 0
 
-    async def add(self, field_number: int, parts: list[bytes | memoryview]) -> None:
-        length = sum(len(p) for p in parts)
-        prefix = bytes_field_prefix(field_number, length)
-        if self.size and self.size + len(prefix) + length > self.limit:
+    async def add(self, field_number: int, parts: list[bytes | memoryview], length: int | None = None) -> None:
+        length = sum(len(p) for p in parts) if length is None else length
+        head = prefix(field_number, length)
+        if self.size and self.size + len(head) + length > self.limit:
             await self.flush()
-        self.parts.append(prefix)
+        self.parts.append(head)
         self.parts.extend(parts)
-        self.size += len(prefix) + length
+        self.size += len(head) + length
 
     async def flush(self) -> None:
         if self.parts:
@@ -88,17 +91,20 @@ class _Chunks:
             self.parts, self.size = [], 0
 
 
-class _Entry(NamedTuple):
-    """One variable of an import, validated on its own (before the session is looked at)."""
+class _Entry:
+    """One variable of an import, validated on its own as it arrives (before the session is looked at)."""
 
-    name: str
-    item: pb.ExportedVariable
-    #: What a registration would store (`_prepare_spec`), or None when `error` is set.
-    fields: dict[str, Any] | None
-    version: int
-    #: Earlier versions: (version, stored value, updated_at, updated_by, metadata, metadata bytes).
-    history: list[tuple[Any, ...]]
-    error: BridgeError | None = None
+    __slots__ = ("error", "fields", "history", "item", "name", "version")
+
+    def __init__(self, item: pb.ExportedVariable, fields: dict[str, Any] | None, error: BridgeError | None) -> None:
+        self.name: str = item.spec.name
+        self.item = item
+        #: What a registration would store (`_prepare_spec`), or None when `error` is set.
+        self.fields = fields
+        self.version: int = item.version or 1
+        #: Earlier versions, oldest first: (version, stored value, updated_at, updated_by, metadata, its bytes).
+        self.history: deque[tuple[Any, ...]] = deque()
+        self.error = error
 
 
 class _Outcome(NamedTuple):
@@ -149,7 +155,7 @@ class InterchangeServicer(OptimizationServicer):
         chunks = _Chunks(context, self.limits.max_export_chunk_bytes)
         await chunks.add(_HEADER, [header.SerializeToString()])
         for record in snap.variables:
-            await chunks.add(_VARIABLES, self._exported_variable(record, snap, request.include_dependencies))
+            await chunks.add(_VARIABLES, *self._exported_variable(record, snap, request.include_dependencies))
         for record in snap.variables:
             for version in snap.history.get(record.id, ()):
                 await chunks.add(_VERSIONS, [self._exported_version(version)])
@@ -159,27 +165,24 @@ class InterchangeServicer(OptimizationServicer):
 
     def _exported_variable(
         self, record: VariableRecord, snap: SessionSnapshot, include_dependencies: bool
-    ) -> list[bytes | memoryview]:
-        spec = pb.VariableSpec(
-            name=record.name,
-            type=record.type,
-            constraints=encode_map(record.constraints, self.limits),
-            metadata=encode_map(record.metadata, self.limits),
-            dependencies=[snap.names[d] for d in record.dependencies] if include_dependencies else (),
-            access_rules=[
-                pb.AccessRule(
-                    session_pattern=r.session_pattern, permissions=r.permissions, conditions=dict(r.conditions)
-                )
-                for r in record.access_rules
-            ],
-        )
-        value = _value_bytes(record)
-        parts = [value] if isinstance(value, bytes) else value
-        length = sum(len(p) for p in parts)
-        spec_parts = [spec.SerializeToString(), bytes_field_prefix(_SPEC_VALUE, length), *parts]
-        spec_length = sum(len(p) for p in spec_parts)
-        version = pb.ExportedVariable(version=record.version).SerializeToString()
-        return [bytes_field_prefix(_VARIABLE_SPEC, spec_length), *spec_parts, version]
+    ) -> tuple[list[bytes | memoryview], int]:
+        """A serialized ExportedVariable, and its length."""
+        spec = pb.VariableSpec(name=record.name, type=record.type)
+        map_into(spec.constraints, record.constraints, self.limits)
+        map_into(spec.metadata, record.metadata, self.limits)
+        if include_dependencies:
+            spec.dependencies.extend(snap.names[d] for d in record.dependencies)
+        for rule in record.access_rules:
+            spec.access_rules.add(
+                session_pattern=rule.session_pattern, permissions=rule.permissions, conditions=dict(rule.conditions)
+            )
+        value, value_length = _value_parts(record)
+        head = spec.SerializeToString()
+        value_prefix = prefix(_SPEC_VALUE, value_length)
+        spec_length = len(head) + len(value_prefix) + value_length
+        spec_prefix = prefix(_VARIABLE_SPEC, spec_length)
+        version = _VERSION_TAG + fast_varint(record.version)
+        return [spec_prefix, head, value_prefix, *value, version], len(spec_prefix) + spec_length + len(version)
 
     def _exported_version(self, record: VariableRecord) -> bytes:
         version = pb.ExportedVersion(name=record.name, version=record.version, updated_by=record.updated_by)
@@ -221,13 +224,7 @@ class InterchangeServicer(OptimizationServicer):
                 f"merge_strategy must be one of {', '.join(MERGE_STRATEGIES)}; got {options.merge_strategy[:40]!r}",
                 rule="merge_strategy",
             )
-        items, versions = await self._read_import(first, requests)
-        entries = [self._entry(item, versions.pop(item.spec.name, [])) for item in items]
-        if versions:
-            raise ValidationError(
-                f"the import has versions of {sorted(versions)[:5]}, which are not among its variables",
-                rule="import",
-            )
+        entries = await self._read_import(first, requests)
         outcomes = await self._apply_import(session_id, entries, options)
         response = pb.ImportVariablesResponse()
         for entry in entries:
@@ -255,13 +252,12 @@ class InterchangeServicer(OptimizationServicer):
 
     async def _read_import(
         self, first: pb.ImportVariablesRequest, requests: AsyncIterator[pb.ImportVariablesRequest]
-    ) -> tuple[list[pb.ExportedVariable], dict[str, list[pb.ExportedVersion]]]:
-        """Every item of the stream, within the limits, each name once; versions grouped by variable."""
+    ) -> list[_Entry]:
+        """Every variable of the stream, validated message by message as they arrive (the client encodes the
+        next one meanwhile), within the limits, each name once, each version after its variable."""
         limits = self.limits
         options = first.options
-        items: list[pb.ExportedVariable] = []
-        versions: dict[str, list[pb.ExportedVersion]] = {}
-        names: set[str] = set()
+        entries: dict[str, _Entry] = {}
         received, version_count = 0, 0
         request: pb.ImportVariablesRequest | None = first
         while request is not None:
@@ -273,63 +269,72 @@ class InterchangeServicer(OptimizationServicer):
                     f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
                 )
             for item in request.variables:
-                name = item.spec.name
-                if name in names:
-                    raise ValidationError(f"variable {name[:128]!r} appears twice in the import", rule="import")
-                names.add(name)
-                items.append(item)
+                if item.spec.name in entries:
+                    raise ValidationError(
+                        f"variable {item.spec.name[:128]!r} appears twice in the import", rule="import"
+                    )
+                entries[item.spec.name] = self._entry(item)
             check_count(
-                len(items), limits.max_variables_per_session, "variables in one import", "max_variables_per_session"
+                len(entries), limits.max_variables_per_session, "variables in one import", "max_variables_per_session"
             )
             for version in request.versions:
-                versions.setdefault(version.name, []).append(version)
+                entry = entries.get(version.name)
+                if entry is None:
+                    raise ValidationError(
+                        f"the import has a version of {version.name[:128]!r} before or without that variable",
+                        rule="import",
+                    )
+                self._add_version(entry, version)
             version_count += len(request.versions)
             request = await anext(requests, None)
-        if (len(items), version_count) != (options.variable_count, options.version_count):
+        if (len(entries), version_count) != (options.variable_count, options.version_count):
             raise ValidationError(
                 f"incomplete import: it announced {options.variable_count} variables and {options.version_count} "
-                f"versions, the stream carried {len(items)} and {version_count}",
+                f"versions, the stream carried {len(entries)} and {version_count}",
                 rule="import",
             )
-        return items, versions
+        return list(entries.values())
 
-    def _entry(self, item: pb.ExportedVariable, versions: list[pb.ExportedVersion]) -> _Entry:
-        """Validates one variable as a registration, and each of its earlier versions as a write of it."""
-        name = item.spec.name
+    def _entry(self, item: pb.ExportedVariable) -> _Entry:
+        """Validates one variable as a registration would."""
         try:
             fields = self._prepare_spec(item.spec)
-            version = item.version or 1
-            if version < 1:
-                raise ValidationError(f"{name}: version must be positive, got {version}", rule="version")
-            return _Entry(name, item, fields, version, self._history(fields, version, versions))
+            if item.version < 0:
+                raise ValidationError(f"{fields['name']}: version must be positive, got {item.version}", rule="version")
+            return _Entry(item, fields, None)
         except BridgeError as exc:
-            return _Entry(name, item, None, 0, [], exc)
+            return _Entry(item, None, exc)
 
-    def _history(self, fields: dict[str, Any], version: int, versions: list[pb.ExportedVersion]) -> list[tuple]:
-        name, limits = fields["name"], self.limits
-        # Beyond this server's retention the oldest would go at once: they are not even validated.
-        kept = versions[-(limits.max_history_per_variable - 1) :] if limits.max_history_per_variable > 1 else []
-        t = TYPES[fields["type"]]
-        history = []
-        previous = 0
-        for v in kept:
-            if not previous < v.version < version:
+    def _add_version(self, entry: _Entry, v: pb.ExportedVersion) -> None:
+        """Validates an earlier version as a write of its variable, and keeps it (within the retention);
+        a bad one fails its variable."""
+        fields, limits = entry.fields, self.limits
+        if fields is None:
+            return
+        name = fields["name"]
+        try:
+            previous = entry.history[-1][0] if entry.history else 0
+            if not previous < v.version < entry.version:
                 raise ValidationError(
                     f"{name}: earlier version {v.version} is not between {previous} and the variable's version "
-                    f"{version} (versions go oldest first)",
+                    f"{entry.version} (versions go oldest first)",
                     variable=name,
                     rule="history",
                 )
-            previous = v.version
             seconds, nanos = v.updated_at.seconds, v.updated_at.nanos
             if not (0 <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
                 raise ValidationError(f"{name}: version {v.version} has an invalid updated_at", rule="history")
             writer = check_name(v.updated_by, f"{name}: version {v.version}'s updated_by", limits)
             metadata = decode_metadata(v.metadata, name, limits)
-            stored = coerce_wire(t, v.value, fields["constraints"], name, limits)
-            updated_at = v.updated_at.ToMicroseconds() / 1e6
-            history.append((v.version, stored, updated_at, writer, metadata, v.metadata.ByteSize()))
-        return history
+            stored = coerce_wire(TYPES[fields["type"]], v.value, fields["constraints"], name, limits)
+        except BridgeError as exc:
+            entry.fields, entry.error, entry.history = None, exc, deque()
+            return
+        entry.history.append(
+            (v.version, stored, v.updated_at.ToMicroseconds() / 1e6, writer, metadata, v.metadata.ByteSize())
+        )
+        if len(entry.history) >= limits.max_history_per_variable:  # the current version is kept too
+            entry.history.popleft()
 
     async def _apply_import(
         self, session_id: str, entries: list[_Entry], options: pb.ImportOptions
@@ -341,6 +346,7 @@ class InterchangeServicer(OptimizationServicer):
 
         async def body(txn: Transaction) -> dict[str, _Outcome]:
             outcomes: dict[str, _Outcome] = {}
+            held = [await txn.variable_count()]  # counted once: each creation adds one (and is checked)
             for entry in order:
                 if entry.error is not None:
                     outcomes[entry.name] = _failed(entry.error)
@@ -354,7 +360,7 @@ class InterchangeServicer(OptimizationServicer):
                         )
                     existing = await txn.get(entry.name)
                     if existing is None:
-                        outcomes[entry.name] = await self._create(txn, session_id, entry, outcomes, metadata)
+                        outcomes[entry.name] = await self._create(txn, session_id, entry, outcomes, metadata, held)
                     elif strategy == "keep":
                         outcomes[entry.name] = _Outcome("skipped", "exists; kept as it is (merge_strategy 'keep')")
                     else:
@@ -387,7 +393,9 @@ class InterchangeServicer(OptimizationServicer):
         entry: _Entry,
         outcomes: dict[str, _Outcome],
         metadata: dict[str, Any],
+        held: list[int],
     ) -> _Outcome:
+        """Creates the variable at its exported version with its history; `held` counts the session's variables."""
         fields = entry.fields
         assert fields is not None
         dependencies = []
@@ -400,10 +408,7 @@ class InterchangeServicer(OptimizationServicer):
                 )
             dependencies.append(target.id)
         check_count(
-            await txn.variable_count() + 1,
-            self.limits.max_variables_per_session,
-            "variables in this session",
-            "max_variables_per_session",
+            held[0] + 1, self.limits.max_variables_per_session, "variables in this session", "max_variables_per_session"
         )
         record = self._new_record(
             txn,
@@ -418,6 +423,7 @@ class InterchangeServicer(OptimizationServicer):
             for v, stored, at, writer, md, mb in entry.history
         ]
         txn.restore(record, history)
+        held[0] += 1
         earlier = f" with {len(history)} earlier version(s)" if history else ""
         return _Outcome("created", f"created at version {entry.version}{earlier}", entry.version)
 

@@ -23,7 +23,13 @@ async def _workflow(session: SessionContext) -> None:
         "gpt-4o-mini",
         constraints={"choices": ["gpt-4o-mini", "llama-3"]},
         metadata={"owner": "ml", "tags": ["prod", 1, 2.5]},
-        access_rules=[{"session_pattern": "worker_*", "permissions": ["read"], "conditions": {"b": "2", "a": "1"}}],
+        access_rules=[
+            {
+                "session_pattern": "worker_*",
+                "permissions": ["read"],
+                "conditions": {"session_metadata.team": "ml", "session_metadata.env": "prod"},
+            }
+        ],
     )
     await session.register_variable("query_embedding", "embedding", np.linspace(-1, 1, 16, dtype=np.float32))
 
@@ -41,7 +47,13 @@ async def test_an_export_records_everything_a_variable_is(session: SessionContex
         "value": "gpt-4o-mini",
         "constraints": {"choices": ["gpt-4o-mini", "llama-3"]},
         "metadata": {"owner": "ml", "tags": ["prod", 1, 2.5]},
-        "access_rules": [{"session_pattern": "worker_*", "permissions": ["read"], "conditions": {"a": "1", "b": "2"}}],
+        "access_rules": [
+            {
+                "session_pattern": "worker_*",
+                "permissions": ["read"],
+                "conditions": {"session_metadata.env": "prod", "session_metadata.team": "ml"},  # sorted
+            }
+        ],
         "dependencies": [],
         "version": 1,
     }
