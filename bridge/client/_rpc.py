@@ -9,6 +9,7 @@ import grpc
 
 from .._proto import bridge_pb2 as pb
 from ..errors import ERROR_TRAILER_KEY, LimitExceededError, error_for
+from ._credentials import explain_connect_failure
 
 R = TypeVar("R")
 
@@ -35,9 +36,14 @@ def _size(request: Any) -> int:
 
 
 def raise_translated(exc: grpc.aio.AioRpcError, request: Any, what: str) -> NoReturn:
+    """Raises the translated error; a transport failure stays an RpcError, saying so when TLS setup likely failed.
+
+    Only unary calls add the TLS hint: a client's first call is one (initialize), and a stream
+    that later fails to reconnect keeps its own retry policy on the untouched error.
+    """
     error = translate(exc, request, what)
     if error is exc:
-        raise exc
+        raise explain_connect_failure(exc, what) from None
     raise error from None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from .._files import PemSource
 from .._proto import bridge_pb2 as pb
 from .._proto import bridge_pb2_grpc as pb_grpc
 from ..codec import encode_into, map_into
@@ -17,6 +18,7 @@ from ..types import infer_type
 from ._arrays import framed_set_request, is_array, reply_value, split_get_response
 from ._cache import MISSING, VariableCache
 from ._convert import fill_spec, to_datetime, variable_info
+from ._credentials import channel_credentials
 from ._interchange import InterchangeMethods
 from ._invalidations import InvalidationStream
 from ._optimization import OptimizationMethods
@@ -29,11 +31,31 @@ SERVICE = pb.DESCRIPTOR.services_by_name["BridgeService"].full_name
 _SPEC_KEYS = {"name", "type", "initial_value", "constraints", "metadata", "dependencies", "access_rules"}
 
 
-def connect(address: str = "127.0.0.1:50051", **options: Any) -> grpc.aio.Channel:
-    """An insecure loopback channel sized for the bridge's largest messages (e.g. 64 MiB tensors)."""
-    opts = dict(channel_options())
-    opts.update(options)
-    return grpc.aio.insecure_channel(address, options=list(opts.items()))
+def connect(
+    address: str = "127.0.0.1:50051",
+    *,
+    tls: bool | None = None,
+    root_certificates: PemSource | None = None,
+    certificate_chain: PemSource | None = None,
+    private_key: PemSource | None = None,
+    server_name_override: str | None = None,
+    **options: Any,
+) -> grpc.aio.Channel:
+    """A channel sized for the bridge's largest messages (e.g. 64 MiB tensors); `options` are grpc channel options.
+
+    Plaintext (for a server on 127.0.0.1) unless a TLS argument is given. Each certificate or
+    key is PEM bytes or a path: `root_certificates`, the CA that signed the server's certificate
+    (default with `tls=True`: the system's roots); `certificate_chain` and `private_key`, this
+    client's certificate for mutual TLS; `server_name_override`, the name to check the server's
+    certificate against instead of the host dialed. See docs/security.md.
+    """
+    credentials, tls_options = channel_credentials(
+        tls, root_certificates, certificate_chain, private_key, server_name_override
+    )
+    opts = {**dict(channel_options()), **tls_options, **options}
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=list(opts.items()))
+    return grpc.aio.secure_channel(address, credentials, options=list(opts.items()))
 
 
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})

@@ -6,6 +6,7 @@ from ._logging import JsonFormatter, configure_logging
 from ._process import ServerProcess, serve_process
 from ._service import BridgeServicer
 from ._sessions import PROTOCOL_VERSION
+from ._tls import TLSConfig
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -14,6 +15,7 @@ __all__ = [
     "BridgeServicer",
     "JsonFormatter",
     "ServerProcess",
+    "TLSConfig",
     "configure_logging",
     "main",
     "serve_process",

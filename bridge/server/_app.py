@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from ..limits import DEFAULT_LIMITS, Limits, channel_options
 from ..store import Store, open_store
 from ._handlers import method_handlers
 from ._service import BridgeServicer
+from ._tls import TLSConfig, credentials_load
 
 log = logging.getLogger("dspex.server")
 
@@ -40,6 +42,7 @@ class BridgeServer:
 
     Use `await BridgeServer().start()` for an ephemeral port in tests and notebooks, or
     `async with BridgeServer(port=50051) as server:`; `address` is what clients dial.
+    `tls` (a TLSConfig) serves TLS, mutual with a client CA, instead of plaintext (see docs/security.md).
     """
 
     def __init__(
@@ -53,10 +56,12 @@ class BridgeServer:
         lease_ttl: float = 30.0,
         reap_interval: float | None = None,
         clock: Callable[[], float] = time.time,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.limits = limits
+        self.tls = tls
         self.store = open_store(store, limits) if isinstance(store, str) else store
         self.servicer = BridgeServicer(
             self.store, session_ttl=session_ttl, limits=limits, clock=clock, lease_ttl=lease_ttl
@@ -87,20 +92,47 @@ class BridgeServer:
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
-        try:
-            bound = server.add_insecure_port(f"{self.host}:{self.port}")
-        except RuntimeError as exc:  # grpc's way of saying the bind failed
-            raise AddressInUseError(self.host, self.port) from exc
-        if bound == 0:
-            raise AddressInUseError(self.host, self.port)
-        self.port = bound
+        self.port = await self._bind(server)
         await server.start()
         self._server = server
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._reaper = asyncio.create_task(self._reap())
-        log.info("server started", extra={"address": self.address, "store": type(self.store).__name__})
+        transport = "plaintext" if self.tls is None else "mutual TLS" if self.tls.mutual else "TLS"
+        log.info(
+            "server started",
+            extra={
+                "address": self.address,
+                "store": type(self.store).__name__,
+                "transport": transport,
+            },
+        )
+        if self.tls is None and not _is_loopback(self.host):
+            log.warning(
+                "serving plaintext on a non-loopback address: session tokens cross the network unencrypted; "
+                "serve TLS (--tls-cert/--tls-key) or bind 127.0.0.1",
+                extra={"address": self.address},
+            )
         return self
+
+    async def _bind(self, server: grpc.aio.Server) -> int:
+        """Binds the port, TLS or plaintext; the port bound (the free one chosen for port 0)."""
+        address = f"{self.host}:{self.port}"
+        try:
+            if self.tls is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self.tls.credentials())
+        except RuntimeError as exc:  # grpc's way of saying the bind failed, for a taken address or bad credentials
+            if self.tls is not None and not await credentials_load(self.tls):
+                raise ValueError(
+                    "grpc refused the TLS certificate chain and private key: is the key the one of the "
+                    "certificate, unencrypted, and both PEM?"
+                ) from None
+            raise AddressInUseError(self.host, self.port) from exc
+        if bound == 0:
+            raise AddressInUseError(self.host, self.port)
+        return bound
 
     async def _reap(self) -> None:
         while True:
@@ -140,3 +172,13 @@ class BridgeServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (plaintext is then safe from the network)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False

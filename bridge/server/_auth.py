@@ -1,7 +1,11 @@
-"""Session tokens: issued at initialize, checked on every call, stored only as hashes.
+"""Session tokens: issued at initialize, checked on every call in constant time, stored only as hashes.
 
 A token is `<session_id>:<secret>`, so the server can tell "no such session" from
-"wrong token" without an index, and the secret never rests in the store.
+"wrong token" without an index, and the secret never rests in the store. Secrets are
+compared as SHA-256 digests with `hmac.compare_digest`: equal lengths, so the time a
+comparison takes says nothing about how much of a guess was right. (The server's cache
+of verified tokens is a dict keyed by the whole token: a lookup compares strings only
+when their randomized hashes collide, so it leaks nothing a guess could build on.)
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from ..errors import AuthenticationError
 AUTH_HEADER = "authorization"
 _PREFIX = "Bearer "
 
+#: Longest token looked at: a real token is a session ID plus 43 characters, and
+#: a bound keeps a huge forged one from costing the server a hash of megabytes.
+MAX_SECRET_CHARS = 4096
+
 
 def new_token(session_id: str) -> tuple[str, str]:
     """A fresh token and the hash the store keeps."""
@@ -29,7 +37,7 @@ def hash_secret(secret: str) -> str:
 
 def split_token(token: str) -> tuple[str, str]:
     session_id, sep, secret = token.rpartition(":")
-    if not sep or not session_id or not secret:
+    if not sep or not session_id or not secret or len(token) > MAX_SECRET_CHARS:
         raise AuthenticationError("malformed session token", rule="token_format")
     return session_id, secret
 

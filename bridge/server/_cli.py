@@ -15,6 +15,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..store import BACKENDS
 from ._app import AddressInUseError, BridgeServer
 from ._logging import configure_logging
+from ._tls import TLSConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,8 +58,30 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="least severe log to emit"
     )
+    security = serve.add_argument_group(
+        "security",
+        "TLS (see docs/security.md); without it: plaintext, which is safe on 127.0.0.1 only",
+    )
+    security.add_argument("--tls-cert", metavar="PATH", help="serve TLS with this certificate chain (PEM)")
+    security.add_argument("--tls-key", metavar="PATH", help="the certificate's private key (PEM, unencrypted)")
+    security.add_argument(
+        "--tls-client-ca",
+        metavar="PATH",
+        help="mutual TLS: refuse clients without a certificate signed by this CA (PEM)",
+    )
     add_interchange_parsers(sub)
     return parser
+
+
+def _tls(args: argparse.Namespace) -> TLSConfig | None:
+    """The TLS settings the options name, or None for plaintext."""
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    return TLSConfig(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -68,9 +91,19 @@ async def serve(args: argparse.Namespace) -> int:
         max_event_log_bytes=int(args.event_log_mb * 1024 * 1024),
         max_watches=args.max_watches,
     )
-    server = BridgeServer(
-        args.host, args.port, args.store, limits=limits, session_ttl=args.session_ttl, lease_ttl=args.lease_ttl
-    )
+    try:
+        server = BridgeServer(
+            args.host,
+            args.port,
+            args.store,
+            limits=limits,
+            session_ttl=args.session_ttl,
+            lease_ttl=args.lease_ttl,
+            tls=_tls(args),
+        )
+    except (OSError, ValueError) as exc:  # an unreadable or malformed file
+        print(f"dspex: {exc}", file=sys.stderr, flush=True)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,6 +113,9 @@ async def serve(args: argparse.Namespace) -> int:
     except AddressInUseError as exc:
         print(f"dspex: {exc.strerror}", file=sys.stderr, flush=True)
         return 1
+    except ValueError as exc:  # TLS credentials grpc refused
+        print(f"dspex: {exc}", file=sys.stderr, flush=True)
+        return 2
     print(f"dspex: serving on {server.address}", flush=True)  # one plain line on stdout, for scripts
     await stop.wait()
     await server.stop(args.grace)
