@@ -36,15 +36,35 @@ def array_bytes(arr: np.ndarray) -> tuple[str, memoryview | bytes]:
     return arr.dtype.name, array_payload(arr)  # big-endian or strided: converted (and checked) by the codec
 
 
+#: Values that are their own portable form (exact types: subclasses, e.g. numpy scalars, take the long way).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    """A value that is its own portable form; checked inline in the loops below, which run per element."""
+    t = type(value)
+    return t in _PLAIN or (t is float and math.isfinite(value))
+
+
 def to_portable(value: Any, depth: int = 0, limits: Limits = DEFAULT_LIMITS) -> Any:
     """A value as JSON-able data (str keys, no NaN, arrays tagged)."""
+    if _plain(value):
+        return value
     if depth > limits.max_nesting_depth:
         raise LimitExceededError(f"value nests deeper than {limits.max_nesting_depth} levels", rule="max_nesting_depth")
+    if type(value) is dict or (not isinstance(value, (list, tuple)) and isinstance(value, Mapping)):
+        out = {
+            (k if type(k) is str else str(k)): v if _plain(v) else to_portable(v, depth + 1, limits)
+            for k, v in value.items()
+        }
+        return {"$dict": out} if any(k.startswith("$") for k in out) else out
+    if isinstance(value, (list, tuple)):
+        return [v if _plain(v) else to_portable(v, depth + 1, limits) for v in value]
     if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
         if math.isfinite(value):
-            return value
+            return float(value)
         return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if isinstance(value, np.ndarray) or is_torch_tensor(value):
         framework = "torch" if is_torch_tensor(value) else ""
@@ -58,29 +78,27 @@ def to_portable(value: Any, depth: int = 0, limits: Limits = DEFAULT_LIMITS) -> 
                 "framework": framework,
             }
         }
-    if isinstance(value, (list, tuple)):
-        return [to_portable(v, depth + 1, limits) for v in value]
-    if isinstance(value, Mapping):
-        out = {str(k): to_portable(v, depth + 1, limits) for k, v in value.items()}
-        return {"$dict": out} if any(k.startswith("$") for k in out) else out
     raise ValidationError(f"cannot export a value of type {type(value).__name__}", rule="export_type")
 
 
 def from_portable(data: Any, depth: int = 0, limits: Limits = DEFAULT_LIMITS, native: bool = True) -> Any:
     """The value `to_portable` made; ValidationError naming what is malformed otherwise."""
-    if depth > limits.max_nesting_depth:
-        raise LimitExceededError(f"value nests deeper than {limits.max_nesting_depth} levels", rule="max_nesting_depth")
-    if data is None or isinstance(data, (bool, str, int, float)):
-        if isinstance(data, float) and not math.isfinite(data):
+    t = type(data)
+    if t in _PLAIN:
+        return data
+    if t is float:
+        if not math.isfinite(data):
             raise ValidationError("a non-finite float must be tagged {'$float': ...}", rule="import_value")
         return data
-    if isinstance(data, list):
+    if depth > limits.max_nesting_depth:
+        raise LimitExceededError(f"value nests deeper than {limits.max_nesting_depth} levels", rule="max_nesting_depth")
+    if t is list:
         if len(data) > limits.max_list_items:
             raise LimitExceededError(
                 f"a list of {len(data)} items exceeds {limits.max_list_items}", rule="max_list_items"
             )
-        return [from_portable(v, depth + 1, limits, native) for v in data]
-    if isinstance(data, dict):
+        return [v if _plain(v) else from_portable(v, depth + 1, limits, native) for v in data]
+    if t is dict:
         if len(data) == 1:
             ((key, inner),) = data.items()
             if key == "$float":
@@ -93,13 +111,16 @@ def from_portable(data: Any, depth: int = 0, limits: Limits = DEFAULT_LIMITS, na
                 if not isinstance(inner, dict):
                     raise ValidationError("$dict must hold an object", rule="import_value")
                 return {k: from_portable(v, depth + 1, limits, native) for k, v in inner.items()}
-        if any(isinstance(k, str) and k.startswith("$") for k in data):
-            raise ValidationError(f"unknown tag among keys {sorted(map(str, data))[:5]}", rule="import_value")
+        if any(type(k) is not str or k.startswith("$") for k in data):
+            if all(type(k) is str for k in data):
+                raise ValidationError(f"unknown tag among keys {sorted(data)[:5]}", rule="import_value")
+            data = {str(k): v for k, v in data.items()}  # a YAML or pickle key that is not a string
+            return from_portable(data, depth, limits, native)
         if len(data) > limits.max_list_items:
             raise LimitExceededError(
                 f"a map of {len(data)} entries exceeds {limits.max_list_items}", rule="max_list_items"
             )
-        return {str(k): from_portable(v, depth + 1, limits, native) for k, v in data.items()}
+        return {k: v if _plain(v) else from_portable(v, depth + 1, limits, native) for k, v in data.items()}
     raise ValidationError(f"unexpected {type(data).__name__} in a value", rule="import_value")
 
 

@@ -2,10 +2,11 @@
 
 An export is one `Store.export_snapshot` (one state, one revision), streamed in chunks of
 serialized items, so a session larger than one message leaves as a stream and writes made
-meanwhile never show in it. An import reads the whole stream first (bounded), validates every
-variable as a registration or a write would, and applies them in one transaction; a failure of
-any (atomic) or a dry run aborts that transaction, so what is answered is what was, or would
-have been, done.
+meanwhile never show in it. An import validates each message's variables as it arrives (as a
+registration would; the client encodes the next message meanwhile), within bounds, then applies
+them in one transaction, where existing variables are written as writes are; a failure of any
+(atomic) or a dry run aborts that transaction, so what is answered is what was, or would have
+been, done.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _VERSION_TAG = fast_varint(pb.ExportedVariable.DESCRIPTOR.fields_by_name["versio
 _MAX_SECONDS = 253_402_300_799
 
 
-def micro_timestamp(seconds: float, target: Any) -> None:
+def _micro_timestamp(seconds: float, target: Any) -> None:
     """Sets a Timestamp to `seconds` rounded to the microsecond: what an ISO time in an export keeps,
     so that a time read back from one (micros / 1e6) is exported again as the same microsecond."""
     target.FromMicroseconds(round(seconds * 1e6))
@@ -151,7 +152,7 @@ class InterchangeServicer(OptimizationServicer):
             version_count=sum(len(v) for v in snap.history.values()),
             run_count=len(snap.runs),
         )
-        micro_timestamp(self.clock(), header.exported_at)
+        _micro_timestamp(self.clock(), header.exported_at)
         chunks = _Chunks(context, self.limits.max_export_chunk_bytes)
         await chunks.add(_HEADER, [header.SerializeToString()])
         for record in snap.variables:
@@ -186,7 +187,7 @@ class InterchangeServicer(OptimizationServicer):
 
     def _exported_version(self, record: VariableRecord) -> bytes:
         version = pb.ExportedVersion(name=record.name, version=record.version, updated_by=record.updated_by)
-        micro_timestamp(record.updated_at, version.updated_at)
+        _micro_timestamp(record.updated_at, version.updated_at)
         map_into(version.metadata, record.last_update_metadata, self.limits)
         version.value.MergeFrom(record.value.to_pb())
         return version.SerializeToString()
@@ -198,7 +199,7 @@ class InterchangeServicer(OptimizationServicer):
             entry = item.trials.add(
                 optimization_id=trial.optimization_id, iteration=trial.iteration, state=trial.state, error=trial.error
             )
-            micro_timestamp(trial.timestamp, entry.timestamp)
+            _micro_timestamp(trial.timestamp, entry.timestamp)
             map_into(entry.candidate, trial.candidate, self.limits)
             map_into(entry.metrics, trial.metrics, self.limits)
             if trial.score is not None:
