@@ -82,3 +82,14 @@ def test_quick_cache_benchmark_writes_its_figures(tmp_path: Path) -> None:
     on, off = report["read_mostly"]
     assert on["hit_rate"] > 0 and off["hit_rate"] == 0 and off["stale_reads"] == 0
     assert on["reads"] == off["reads"] > 0
+
+
+def test_quick_interchange_benchmark_writes_its_figures(tmp_path: Path) -> None:
+    report = _run_quick(tmp_path, module="benchmarks.interchange")
+    names = {row["name"] for row in report["rows"]}
+    assert "export + import parquet, 100 x 768-d float32" in names
+    assert any(name.startswith("raw pyarrow write+read (name + fixed-size-list, defaults)") for name in names)
+    rates = report["throughput"]
+    assert all(rates[f"{step} {fmt} variables/s"] > 0 for step in ("export", "import") for fmt in ("json", "parquet"))
+    assert report["embeddings"]["file_bytes"] > 100 * 768 * 3  # zstd gains little on random floats
+    assert "import parquet with history: " in report["stdout"]
