@@ -78,7 +78,10 @@ class ExportReader:
             self.variables.append(var)
             self.by_name[var["name"]] = var
         for version in response.versions:
-            self.by_name[version.name]["history"].append(
+            var = self.by_name.get(version.name)
+            if var is None or "history" not in var:
+                raise ValidationError("the export stream sent a version of no variable it sent", rule="export_stream")
+            var["history"].append(
                 {
                     "version": version.version,
                     "value": decode(version.value),

@@ -10,6 +10,8 @@ import pytest
 from interchange_support import document_of, fresh, without_volatile
 
 from bridge import BridgeServer, Limits, SessionContext, connect
+from bridge._proto import bridge_pb2 as pb
+from bridge.interchange._wire import ExportReader
 
 
 async def _workflow(session: SessionContext) -> None:
@@ -201,3 +203,25 @@ async def test_an_empty_session_exports_and_imports(session: SessionContext, for
         "errors": 0,
         "details": [],
     }
+
+
+def test_a_cut_or_garbled_export_stream_is_refused_by_the_client() -> None:
+    header = pb.ExportHeader(session_id="s", revision=3, variable_count=2, version_count=0, run_count=1)
+    variable = pb.ExportedVariable(spec=pb.VariableSpec(name="a", type="float"), version=1)
+    run = pb.ExportedRun(run=pb.OptimizationStatus(exists=True, optimization_id="opt_1"))
+    cut = ExportReader(include_history=True, include_dependencies=True)
+    cut.add(pb.ExportVariablesResponse(header=header, variables=[variable]))
+    with pytest.raises(ValueError, match=r"the export stream ended early: \(1, 0, 0\) of \(2, 0, 1\)"):
+        cut.document()
+    with pytest.raises(ValueError, match="did not start with its header"):
+        ExportReader(False, True).add(pb.ExportVariablesResponse(variables=[variable]))
+    twice = ExportReader(False, True)
+    twice.add(pb.ExportVariablesResponse(header=header))
+    with pytest.raises(ValueError, match="two headers"):
+        twice.add(pb.ExportVariablesResponse(header=header))
+    stray = ExportReader(True, True)
+    stray.add(pb.ExportVariablesResponse(header=header, runs=[run]))
+    with pytest.raises(ValueError, match="continued a run it had not started"):
+        stray.add(pb.ExportVariablesResponse(runs=[pb.ExportedRun(run=pb.OptimizationStatus(optimization_id="opt_2"))]))
+    with pytest.raises(ValueError, match="a version of no variable it sent"):
+        stray.add(pb.ExportVariablesResponse(versions=[pb.ExportedVersion(name="nobody")]))
