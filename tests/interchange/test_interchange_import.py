@@ -34,6 +34,13 @@ def _doc(*variables: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _outcomes(summary: dict[str, Any]) -> dict[str, str]:
     return {d["name"]: d["outcome"] for d in summary["details"]}
 
@@ -281,8 +288,22 @@ async def test_truncated_and_corrupt_files_are_refused_and_change_nothing(target
         (lambda d: d["variables"][0].update(version=0), "version must be a positive int"),
         (lambda d: d["variables"][0].update(history=[{"version": 1}]), r"history\[0\] needs exactly the keys"),
         (lambda d: d["variables"][0].update(value=2**70), "outside the int64 range"),
+        (lambda d: d["variables"][0].update(value=_nested(60)), "nests deeper than"),
+        (
+            lambda d: d["variables"][0].update(value={"$array": {"dtype": "float64", "shape": [10**11], "data": ""}}),
+            "needs 800000000000 bytes, has 0",
+        ),
     ],
-    ids=["newer-version", "not-an-export", "duplicate", "bad-version", "bad-history", "int-beyond-int64"],
+    ids=[
+        "newer-version",
+        "not-an-export",
+        "duplicate",
+        "bad-version",
+        "bad-history",
+        "int-beyond-int64",
+        "deep-nesting",
+        "huge-declared-array",
+    ],
 )
 async def test_a_file_that_is_not_a_valid_export_is_refused_naming_the_problem(
     target: SessionContext, mutate: Any, match: str
