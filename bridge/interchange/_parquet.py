@@ -156,29 +156,32 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
         raise ImportFormatError(f"the parquet export lacks columns {sorted(missing)}")
     col = {k: table.column(k).to_pylist() for k in _COLUMNS if k != "array_data"}
     payloads = _payloads(pa, table.column("array_data"))
+    early = [(key, col[key]) for key in _JSON_FIELDS if key in fields]
+    late = [(key, col[key]) for key in _LATE_JSON_FIELDS if key in fields]
+    dtypes, shapes, frameworks, values = col["array_dtype"], col["array_shape"], col["array_framework"], col["value"]
+    versions, row_runs = col["version"], col[_RUNS]
     variables = []
     runs: list[Any] = []
-    for i, name in enumerate(col["name"]):
-        var: dict[str, Any] = {"name": name, "type": col["type"][i]}
-        if col["array_dtype"][i] is not None:
-            var["value"] = _array(name, col["array_dtype"][i], col["array_shape"][i], payloads[i])
-            if col["array_framework"][i] == "torch":
-                var["value"] = _torch(var["value"])
+    for i, (name, type_) in enumerate(zip(col["name"], col["type"], strict=True)):
+        var: dict[str, Any] = {"name": name, "type": type_}
+        if dtypes[i] is not None:
+            value = _array(name, dtypes[i], shapes[i], payloads[i])
+            var["value"] = _torch(value) if frameworks[i] == "torch" else value
         else:
-            var["value"] = _field(col["value"][i], f"{name}: value")
-        for key in _JSON_FIELDS:
-            if key in fields and col[key][i] is not None:
-                var[key] = _field(col[key][i], f"{name}: {key}")
-        if col["version"][i] is not None:
-            var["version"] = col["version"][i]
-        for key in _LATE_JSON_FIELDS:
-            if key in fields and col[key][i] is not None:
-                var[key] = _field(col[key][i], f"{name}: {key}")
-        if col[_RUNS][i] is not None:
-            row_runs = _field(col[_RUNS][i], f"{name}: {_RUNS}")
-            if not isinstance(row_runs, list):
+            var["value"] = _field(values[i], name, "value")
+        for key, texts in early:
+            if texts[i] is not None:
+                var[key] = _field(texts[i], name, key)
+        if versions[i] is not None:
+            var["version"] = versions[i]
+        for key, texts in late:
+            if texts[i] is not None:
+                var[key] = _field(texts[i], name, key)
+        if row_runs[i] is not None:
+            these = _field(row_runs[i], name, _RUNS)
+            if not isinstance(these, list):
                 raise ImportFormatError(f"{name}: {_RUNS} is not a list")
-            runs.extend(row_runs)
+            runs.extend(these)
         variables.append(var)
     document = {**header, "variables": variables}
     if has_runs:
@@ -201,11 +204,11 @@ def _payloads(pa: Any, column: Any) -> list[np.ndarray | None]:
     return out
 
 
-def _field(text: Any, what: str) -> Any:
-    """A value kept as portable JSON text."""
+def _field(text: Any, name: str, key: str) -> Any:
+    """A variable's field kept as portable JSON text."""
     if text == "{}" or text == "[]":  # the commonest constraints, metadata and rules
         return {} if text == "{}" else []
-    return from_portable(_json(text, what))
+    return from_portable(_json(text, f"{name}: {key}"))
 
 
 def _json(text: Any, what: str) -> Any:

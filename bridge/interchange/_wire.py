@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from .._framing import varint
 from .._proto import bridge_pb2 as pb
-from ..codec import decode, decode_map, encode, is_torch_tensor, map_into, torch_to_numpy
+from ..codec import array_from_wire, decode, decode_map, encode, is_torch_tensor, map_into, torch_to_numpy
 from ..errors import BridgeError, ValidationError
 from ..limits import DEFAULT_LIMITS
 from ._document import FORMAT, FORMAT_VERSION
@@ -100,12 +100,14 @@ class ExportReader:
 
     def _variable(self, item: pb.ExportedVariable) -> dict[str, Any]:
         spec = item.spec
+        value = spec.initial_value
         var: dict[str, Any] = {
             "name": spec.name,
             "type": spec.type,
-            "value": decode(spec.initial_value),
-            "constraints": decode_map(spec.constraints),
-            "metadata": decode_map(spec.metadata),
+            # an array straight from its message: most of a large export, and decode() only dispatches to it
+            "value": array_from_wire(value.array_value) if value.HasField("array_value") else decode(value),
+            "constraints": decode_map(spec.constraints) if spec.constraints.entries else {},
+            "metadata": decode_map(spec.metadata) if spec.metadata.entries else {},
             "access_rules": [
                 {
                     "session_pattern": r.session_pattern,
@@ -256,9 +258,12 @@ def _value(value: Any) -> tuple[_Parts, int]:
 def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
     """A serialized ExportedVariable."""
     spec = pb.VariableSpec(name=var["name"], type=var["type"])
-    map_into(spec.constraints, var.get("constraints"))
-    map_into(spec.metadata, var.get("metadata"))
-    spec.dependencies.extend(var.get("dependencies", ()))
+    if var.get("constraints"):
+        map_into(spec.constraints, var["constraints"])
+    if var.get("metadata"):
+        map_into(spec.metadata, var["metadata"])
+    if var.get("dependencies"):
+        spec.dependencies.extend(var["dependencies"])
     for rule in var.get("access_rules", ()):
         spec.access_rules.add(
             session_pattern=rule.get("session_pattern", ""),

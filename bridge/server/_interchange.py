@@ -361,7 +361,9 @@ class InterchangeServicer(OptimizationServicer):
                         )
                     existing = await txn.get(entry.name)
                     if existing is None:
-                        outcomes[entry.name] = await self._create(txn, session_id, entry, outcomes, metadata, held)
+                        outcomes[entry.name] = await self._create(
+                            txn, session_id, entry, outcomes, (metadata, metadata_bytes), held
+                        )
                     elif strategy == "keep":
                         outcomes[entry.name] = _Outcome("skipped", "exists; kept as it is (merge_strategy 'keep')")
                     else:
@@ -393,10 +395,11 @@ class InterchangeServicer(OptimizationServicer):
         session_id: str,
         entry: _Entry,
         outcomes: dict[str, _Outcome],
-        metadata: dict[str, Any],
+        written: tuple[dict[str, Any], int],
         held: list[int],
     ) -> _Outcome:
-        """Creates the variable at its exported version with its history; `held` counts the session's variables."""
+        """Creates the variable at its exported version with its history; `written` is the import's write
+        metadata and its wire size; `held` counts the session's variables."""
         fields = entry.fields
         assert fields is not None
         dependencies = []
@@ -415,8 +418,8 @@ class InterchangeServicer(OptimizationServicer):
             txn,
             session_id,
             session_id,
-            **{**fields, "dependencies": tuple(dict.fromkeys(dependencies)), "last_update_metadata": metadata},
-        )._replace(version=entry.version)
+            **{**fields, "dependencies": tuple(dict.fromkeys(dependencies)), "last_update_metadata": written[0]},
+        )._replace(version=entry.version, metadata_bytes=written[1])
         history = [
             record._replace(
                 version=v, value=stored, updated_at=at, updated_by=writer, last_update_metadata=md, metadata_bytes=mb
