@@ -32,6 +32,7 @@ class Limits:
     max_sessions: int = 10_000
     max_history_per_variable: int = 1_000
     max_history_bytes: int = 64 * 1024 * 1024  # per variable; the current version is always kept
+    max_history_age_seconds: float = 0.0  # versions older than this are dropped (0: kept whatever their age)
     max_list_items: int = 1_000_000
     max_nesting_depth: int = 32
     max_metadata_entries: int = 64

@@ -20,6 +20,7 @@ from typing import Any
 import dspy
 
 from bridge import SessionContext
+from bridge.optimization import TrialContext, current_trial
 
 from ._inner import InnerEvaluation
 from ._parameters import Parameter
@@ -110,7 +111,7 @@ class VariableAwareOptimizer:
             if not isinstance(candidate, Mapping):  # a run over one variable given by name, not as a list
                 candidate = {self.variables[0]: candidate}
             values = {param: candidate[variable] for param, variable in self.variable_mappings.items()}
-            relay = None if on_evaluation is None else _on_loop(asyncio.get_running_loop(), on_evaluation)
+            relay = _relay(asyncio.get_running_loop(), current_trial(), on_evaluation)
             try:
                 result = await asyncio.to_thread(run_trial, spec, values, relay)
             except Exception as exc:
@@ -263,11 +264,28 @@ class VariableAwareOptimizer:
         return [low, high]
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Any]) -> Callable[[Any], None]:
-    """A function DSPy's threads may call that runs `fn` on the event loop."""
+def _relay(
+    loop: asyncio.AbstractEventLoop,
+    trial: TrialContext | None,
+    on_evaluation: Callable[[InnerEvaluation], Any] | None,
+) -> Callable[[InnerEvaluation], None] | None:
+    """What DSPy's threads call for each inner evaluation: it becomes its own entry in the run's
+    history (when a run is evaluating), and `on_evaluation` runs on the event loop."""
+    if trial is None and on_evaluation is None:
+        return None
 
-    def relay(item: Any) -> None:
-        loop.call_soon_threadsafe(fn, item)
+    def relay(evaluation: InnerEvaluation) -> None:
+        if trial is not None:
+            metrics: dict[str, Any] = {
+                "description": evaluation.program,
+                "examples": evaluation.examples,
+                "seconds": evaluation.seconds,
+            }
+            if evaluation.error:
+                metrics["error"] = evaluation.error
+            trial.record_evaluation(evaluation.score, metrics)
+        if on_evaluation is not None:
+            loop.call_soon_threadsafe(on_evaluation, evaluation)
 
     return relay
 

@@ -207,7 +207,7 @@ class PingResponse(_message.Message):
     def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[str] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class InitializeSessionRequest(_message.Message):
-    __slots__ = ("session_id", "resume_token", "metadata")
+    __slots__ = ("session_id", "resume_token", "metadata", "api_key")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -218,10 +218,12 @@ class InitializeSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     resume_token: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    api_key: str
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., api_key: _Optional[str] = ...) -> None: ...
 
 class InitializeSessionResponse(_message.Message):
     __slots__ = ("session_id", "token", "resumed", "revision", "ttl_seconds", "max_message_bytes")
@@ -449,12 +451,14 @@ class ListVariablesResponse(_message.Message):
     def __init__(self, variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ...) -> None: ...
 
 class DeleteVariableRequest(_message.Message):
-    __slots__ = ("session_token", "ref")
+    __slots__ = ("session_token", "ref", "force")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     ref: str
-    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class DeleteVariableResponse(_message.Message):
     __slots__ = ("variable_id", "revision")
@@ -525,6 +529,22 @@ class OptimizationAck(_message.Message):
     revision: int
     lease_expires_at: _timestamp_pb2.Timestamp
     def __init__(self, stop_requested: _Optional[bool] = ..., revision: _Optional[int] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordEvaluationRequest(_message.Message):
+    __slots__ = ("session_token", "optimization_id", "iteration", "evaluation", "score", "metrics")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    optimization_id: str
+    iteration: int
+    evaluation: int
+    score: float
+    metrics: MapValue
+    def __init__(self, session_token: _Optional[str] = ..., optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., evaluation: _Optional[int] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ...) -> None: ...
 
 class ReportTrialRequest(_message.Message):
     __slots__ = ("session_token", "optimization_id", "iteration", "score", "metrics", "error", "next_candidate")
@@ -651,7 +671,7 @@ class OptimizationStatus(_message.Message):
     def __init__(self, exists: _Optional[bool] = ..., optimization_id: _Optional[str] = ..., optimizer_type: _Optional[str] = ..., state: _Optional[str] = ..., is_optimizing: _Optional[bool] = ..., iteration: _Optional[int] = ..., max_iterations: _Optional[int] = ..., variable_ids: _Optional[_Iterable[str]] = ..., variable_names: _Optional[_Iterable[str]] = ..., best_candidate: _Optional[_Union[MapValue, _Mapping]] = ..., best_score: _Optional[float] = ..., best_metrics: _Optional[_Union[MapValue, _Mapping]] = ..., best_iteration: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_update: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., direction: _Optional[str] = ..., metric: _Optional[str] = ..., config: _Optional[_Union[MapValue, _Mapping]] = ..., convergence_threshold: _Optional[float] = ..., stop_requested: _Optional[bool] = ..., error: _Optional[str] = ..., elapsed_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., has_seed: _Optional[bool] = ..., session_id: _Optional[str] = ..., initial_values: _Optional[_Union[MapValue, _Mapping]] = ..., runner_session_id: _Optional[str] = ...) -> None: ...
 
 class TrialEntry(_message.Message):
-    __slots__ = ("optimization_id", "iteration", "candidate", "score", "metrics", "timestamp", "state", "error")
+    __slots__ = ("optimization_id", "iteration", "candidate", "score", "metrics", "timestamp", "state", "error", "kind", "evaluation")
     OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
@@ -660,6 +680,8 @@ class TrialEntry(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
     optimization_id: str
     iteration: int
     candidate: MapValue
@@ -668,21 +690,25 @@ class TrialEntry(_message.Message):
     timestamp: _timestamp_pb2.Timestamp
     state: str
     error: str
-    def __init__(self, optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., candidate: _Optional[_Union[MapValue, _Mapping]] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    kind: str
+    evaluation: int
+    def __init__(self, optimization_id: _Optional[str] = ..., iteration: _Optional[int] = ..., candidate: _Optional[_Union[MapValue, _Mapping]] = ..., score: _Optional[float] = ..., metrics: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., evaluation: _Optional[int] = ...) -> None: ...
 
 class GetOptimizationHistoryRequest(_message.Message):
-    __slots__ = ("session_token", "ref", "limit", "since", "optimization_id")
+    __slots__ = ("session_token", "ref", "limit", "since", "optimization_id", "include_evaluations")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     ref: str
     limit: int
     since: _timestamp_pb2.Timestamp
     optimization_id: str
-    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., limit: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., optimization_id: _Optional[str] = ...) -> None: ...
+    include_evaluations: bool
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., limit: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., optimization_id: _Optional[str] = ..., include_evaluations: _Optional[bool] = ...) -> None: ...
 
 class GetOptimizationHistoryResponse(_message.Message):
     __slots__ = ("entries",)
@@ -735,7 +761,7 @@ class WatchHeader(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., missing: _Optional[_Iterable[str]] = ..., history_id: _Optional[str] = ..., store_id: _Optional[str] = ..., oldest_revision: _Optional[int] = ...) -> None: ...
 
 class VariableEvent(_message.Message):
-    __slots__ = ("variable_id", "name", "deleted", "version", "mod_revision", "value", "old_value", "writer", "metadata", "timestamp")
+    __slots__ = ("variable_id", "name", "deleted", "version", "mod_revision", "value", "old_value", "writer", "metadata", "timestamp", "dependents")
     VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
@@ -746,6 +772,7 @@ class VariableEvent(_message.Message):
     WRITER_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENTS_FIELD_NUMBER: _ClassVar[int]
     variable_id: str
     name: str
     deleted: bool
@@ -756,7 +783,8 @@ class VariableEvent(_message.Message):
     writer: str
     metadata: MapValue
     timestamp: _timestamp_pb2.Timestamp
-    def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., old_value: _Optional[_Union[Value, _Mapping]] = ..., writer: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    dependents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., mod_revision: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., old_value: _Optional[_Union[Value, _Mapping]] = ..., writer: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dependents: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InvalidationsRequest(_message.Message):
     __slots__ = ("session_token",)
@@ -907,3 +935,177 @@ class ImportVariablesResponse(_message.Message):
     errors: int
     results: _containers.RepeatedCompositeFieldContainer[ImportResult]
     def __init__(self, imported: _Optional[int] = ..., skipped: _Optional[int] = ..., errors: _Optional[int] = ..., results: _Optional[_Iterable[_Union[ImportResult, _Mapping]]] = ...) -> None: ...
+
+class GetVariableHistoryRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "limit", "offset", "include_metadata")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    limit: int
+    offset: int
+    include_metadata: bool
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., include_metadata: _Optional[bool] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("version", "value", "updated_at", "updated_by", "metadata", "mod_revision")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    MOD_REVISION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    value: Value
+    updated_at: _timestamp_pb2.Timestamp
+    updated_by: str
+    metadata: MapValue
+    mod_revision: int
+    def __init__(self, version: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ..., mod_revision: _Optional[int] = ...) -> None: ...
+
+class GetVariableHistoryResponse(_message.Message):
+    __slots__ = ("entries", "current_version", "oldest_version", "kept")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    current_version: int
+    oldest_version: int
+    kept: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., current_version: _Optional[int] = ..., oldest_version: _Optional[int] = ..., kept: _Optional[int] = ...) -> None: ...
+
+class RollbackVariableRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "version", "reason")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    version: int
+    reason: str
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AddDependencyRequest(_message.Message):
+    __slots__ = ("session_token", "from_ref", "to_ref", "dependency_type", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FROM_REF_FIELD_NUMBER: _ClassVar[int]
+    TO_REF_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    from_ref: str
+    to_ref: str
+    dependency_type: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, session_token: _Optional[str] = ..., from_ref: _Optional[str] = ..., to_ref: _Optional[str] = ..., dependency_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RemoveDependencyRequest(_message.Message):
+    __slots__ = ("session_token", "from_ref", "to_ref")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FROM_REF_FIELD_NUMBER: _ClassVar[int]
+    TO_REF_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    from_ref: str
+    to_ref: str
+    def __init__(self, session_token: _Optional[str] = ..., from_ref: _Optional[str] = ..., to_ref: _Optional[str] = ...) -> None: ...
+
+class DependencyChangeResponse(_message.Message):
+    __slots__ = ("variable_id", "version", "revision")
+    VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    variable_id: str
+    version: int
+    revision: int
+    def __init__(self, variable_id: _Optional[str] = ..., version: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class GetDependenciesRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "dependents", "include_transitive")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENTS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRANSITIVE_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    dependents: bool
+    include_transitive: bool
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., dependents: _Optional[bool] = ..., include_transitive: _Optional[bool] = ...) -> None: ...
+
+class DependencyEdge(_message.Message):
+    __slots__ = ("variable_id", "name", "type", "metadata", "depth", "via")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    variable_id: str
+    name: str
+    type: str
+    metadata: _containers.ScalarMap[str, str]
+    depth: int
+    via: str
+    def __init__(self, variable_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., depth: _Optional[int] = ..., via: _Optional[str] = ...) -> None: ...
+
+class GetDependenciesResponse(_message.Message):
+    __slots__ = ("edges",)
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    edges: _containers.RepeatedCompositeFieldContainer[DependencyEdge]
+    def __init__(self, edges: _Optional[_Iterable[_Union[DependencyEdge, _Mapping]]] = ...) -> None: ...
+
+class SetVariablePermissionsRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "rules")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    rules: _containers.RepeatedCompositeFieldContainer[AccessRule]
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[AccessRule, _Mapping]]] = ...) -> None: ...
+
+class SetVariablePermissionsResponse(_message.Message):
+    __slots__ = ("variable_id", "version", "revision")
+    VARIABLE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    variable_id: str
+    version: int
+    revision: int
+    def __init__(self, variable_id: _Optional[str] = ..., version: _Optional[int] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class CheckVariableAccessRequest(_message.Message):
+    __slots__ = ("session_token", "ref", "permission")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    ref: str
+    permission: str
+    def __init__(self, session_token: _Optional[str] = ..., ref: _Optional[str] = ..., permission: _Optional[str] = ...) -> None: ...
+
+class CheckVariableAccessResponse(_message.Message):
+    __slots__ = ("allowed", "reason")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    allowed: bool
+    reason: str
+    def __init__(self, allowed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -110,6 +110,11 @@ class BridgeServiceStub:
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ReportTrialRequest.SerializeToString,
                 response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
                 _registered_method=True)
+        self.RecordEvaluation = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/RecordEvaluation',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.RecordEvaluationRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+                _registered_method=True)
         self.RenewOptimization = channel.unary_unary(
                 '/dspex_bridge.v1.BridgeService/RenewOptimization',
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.RenewOptimizationRequest.SerializeToString,
@@ -159,6 +164,41 @@ class BridgeServiceStub:
                 '/dspex_bridge.v1.BridgeService/ImportVariables',
                 request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesRequest.SerializeToString,
                 response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesResponse.FromString,
+                _registered_method=True)
+        self.GetVariableHistory = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/GetVariableHistory',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetVariableHistoryRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetVariableHistoryResponse.FromString,
+                _registered_method=True)
+        self.RollbackVariable = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/RollbackVariable',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.RollbackVariableRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.SetVariableResponse.FromString,
+                _registered_method=True)
+        self.AddDependency = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/AddDependency',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.AddDependencyRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.DependencyChangeResponse.FromString,
+                _registered_method=True)
+        self.RemoveDependency = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/RemoveDependency',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.RemoveDependencyRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.DependencyChangeResponse.FromString,
+                _registered_method=True)
+        self.GetDependencies = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/GetDependencies',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetDependenciesRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetDependenciesResponse.FromString,
+                _registered_method=True)
+        self.SetVariablePermissions = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/SetVariablePermissions',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.SetVariablePermissionsRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.SetVariablePermissionsResponse.FromString,
+                _registered_method=True)
+        self.CheckVariableAccess = channel.unary_unary(
+                '/dspex_bridge.v1.BridgeService/CheckVariableAccess',
+                request_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.CheckVariableAccessRequest.SerializeToString,
+                response_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.CheckVariableAccessResponse.FromString,
                 _registered_method=True)
 
 
@@ -274,6 +314,14 @@ class BridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvaluation(self, request, context):
+        """Records one evaluation the objective ran itself while evaluating the current iteration
+        (a teleprompter's candidate program, say) as its own history entry, kind "evaluation".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RenewOptimization(self, request, context):
         """Keeps a run's leases alive while an evaluation takes long.
         """
@@ -346,6 +394,55 @@ class BridgeServiceServicer:
         """Applies exported variables, each validated as a registration or a write is: all of them in
         one atomic write (one revision), or only the valid ones, or with dry_run none of them; the
         answer gives each one's outcome either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVariableHistory(self, request, context):
+        """A variable's kept versions, newest first, paginated (see "History" at the end of this file).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackVariable(self, request, context):
+        """Writes a kept version's value again, as a new version; needs "write".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddDependency(self, request, context):
+        """Adds an edge "from depends on to" between two variables of the caller's session; a cycle is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDependency(self, request, context):
+        """Removes that edge (NOT_FOUND when there is none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDependencies(self, request, context):
+        """What a variable depends on, or what depends on it, directly or transitively.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetVariablePermissions(self, request, context):
+        """Replaces a variable's access rules; only its owner session may (see "Access control").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckVariableAccess(self, request, context):
+        """Whether the caller holds a permission on a variable, and why.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -429,6 +526,11 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ReportTrialRequest.FromString,
                     response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.SerializeToString,
             ),
+            'RecordEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvaluation,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.RecordEvaluationRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.SerializeToString,
+            ),
             'RenewOptimization': grpc.unary_unary_rpc_method_handler(
                     servicer.RenewOptimization,
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.RenewOptimizationRequest.FromString,
@@ -478,6 +580,41 @@ def add_BridgeServiceServicer_to_server(servicer, server):
                     servicer.ImportVariables,
                     request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesRequest.FromString,
                     response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesResponse.SerializeToString,
+            ),
+            'GetVariableHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVariableHistory,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetVariableHistoryRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetVariableHistoryResponse.SerializeToString,
+            ),
+            'RollbackVariable': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackVariable,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.RollbackVariableRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.SetVariableResponse.SerializeToString,
+            ),
+            'AddDependency': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDependency,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.AddDependencyRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.DependencyChangeResponse.SerializeToString,
+            ),
+            'RemoveDependency': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDependency,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.RemoveDependencyRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.DependencyChangeResponse.SerializeToString,
+            ),
+            'GetDependencies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDependencies,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetDependenciesRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.GetDependenciesResponse.SerializeToString,
+            ),
+            'SetVariablePermissions': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetVariablePermissions,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.SetVariablePermissionsRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.SetVariablePermissionsResponse.SerializeToString,
+            ),
+            'CheckVariableAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckVariableAccess,
+                    request_deserializer=dspex__bridge_dot_v1_dot_bridge__pb2.CheckVariableAccessRequest.FromString,
+                    response_serializer=dspex__bridge_dot_v1_dot_bridge__pb2.CheckVariableAccessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -896,6 +1033,33 @@ class BridgeService:
             _registered_method=True)
 
     @staticmethod
+    def RecordEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/RecordEvaluation',
+            dspex__bridge_dot_v1_dot_bridge__pb2.RecordEvaluationRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.OptimizationAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RenewOptimization(request,
             target,
             options=(),
@@ -1155,6 +1319,195 @@ class BridgeService:
             '/dspex_bridge.v1.BridgeService/ImportVariables',
             dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesRequest.SerializeToString,
             dspex__bridge_dot_v1_dot_bridge__pb2.ImportVariablesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVariableHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/GetVariableHistory',
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetVariableHistoryRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetVariableHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackVariable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/RollbackVariable',
+            dspex__bridge_dot_v1_dot_bridge__pb2.RollbackVariableRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.SetVariableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDependency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/AddDependency',
+            dspex__bridge_dot_v1_dot_bridge__pb2.AddDependencyRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.DependencyChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDependency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/RemoveDependency',
+            dspex__bridge_dot_v1_dot_bridge__pb2.RemoveDependencyRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.DependencyChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDependencies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/GetDependencies',
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetDependenciesRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.GetDependenciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetVariablePermissions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/SetVariablePermissions',
+            dspex__bridge_dot_v1_dot_bridge__pb2.SetVariablePermissionsRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.SetVariablePermissionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckVariableAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dspex_bridge.v1.BridgeService/CheckVariableAccess',
+            dspex__bridge_dot_v1_dot_bridge__pb2.CheckVariableAccessRequest.SerializeToString,
+            dspex__bridge_dot_v1_dot_bridge__pb2.CheckVariableAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,11 +82,12 @@ class _Calls:
         self.optimization_id = optimization_id
         self.names = tuple(names)
         stub = session._stub
-        self._write, self._report, self._renew, self._finish = (
+        self._write, self._report, self._renew, self._finish, self._record = (
             stub.WriteCandidate,
             stub.ReportTrial,
             stub.RenewOptimization,
             stub.FinishOptimization,
+            stub.RecordEvaluation,
         )
 
     async def write_candidate(self, iteration: int, candidate: dict[str, Any]) -> bool:
@@ -115,6 +116,17 @@ class _Calls:
         finally:
             if next_candidate:
                 self._written()
+
+    async def record_evaluation(
+        self, iteration: int, evaluation: int, score: float | None, metrics: dict[str, Any]
+    ) -> None:
+        request = pb.RecordEvaluationRequest(
+            optimization_id=self.optimization_id, iteration=iteration, evaluation=evaluation
+        )
+        if score is not None:
+            request.score = score
+        map_into(request.metrics, metrics)
+        await self.session._call(self._record, request, "record_evaluation")
 
     async def renew(self) -> bool:
         request = pb.RenewOptimizationRequest(optimization_id=self.optimization_id)
@@ -351,9 +363,17 @@ class OptimizationMethods:
         limit: int = 100,
         since: datetime | None = None,
         optimizer_id: str | None = None,
+        include_evaluations: bool = False,
     ) -> list[dict[str, Any]]:
-        """The variable's iterations over its runs, oldest first (the most recent `limit`)."""
-        request = pb.GetOptimizationHistoryRequest(ref=variable, limit=limit, optimization_id=optimizer_id or "")
+        """The variable's iterations over its runs, oldest first (the most recent `limit`).
+
+        `include_evaluations` adds the evaluations objectives recorded inside iterations
+        (`record_evaluation`: a teleprompter's candidates, say), each before its iteration's
+        entry, with `kind` 'evaluation' (iterations: 'trial') and its `evaluation` number.
+        """
+        request = pb.GetOptimizationHistoryRequest(
+            ref=variable, limit=limit, optimization_id=optimizer_id or "", include_evaluations=include_evaluations
+        )
         if since is not None:
             request.since.FromDatetime(since)  # exact to the microsecond (a float would not be)
         response = await self._call(self._stub.GetOptimizationHistory, request, "get_optimization_history", variable)
@@ -375,6 +395,8 @@ class OptimizationMethods:
                     "state": entry.state,
                     "candidate": candidate,
                     "error": entry.error or None,
+                    "kind": entry.kind or "trial",
+                    "evaluation": entry.evaluation or None,
                 }
             )
         return history

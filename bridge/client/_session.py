@@ -19,9 +19,12 @@ from ._arrays import framed_set_request, is_array, reply_value, split_get_respon
 from ._cache import MISSING, VariableCache
 from ._convert import fill_spec, to_datetime, variable_info
 from ._credentials import channel_credentials
+from ._dependencies import DependencyMethods
+from ._history import HistoryMethods
 from ._interchange import InterchangeMethods
 from ._invalidations import InvalidationStream
 from ._optimization import OptimizationMethods
+from ._permissions import PermissionMethods
 from ._rpc import call, raise_translated
 from ._stats import StatsMethods
 from ._watch import WatchMethods
@@ -61,11 +64,20 @@ def connect(
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
 
 
-class SessionContext(WatchMethods, OptimizationMethods, StatsMethods, InterchangeMethods):
+class SessionContext(
+    WatchMethods,
+    OptimizationMethods,
+    StatsMethods,
+    InterchangeMethods,
+    HistoryMethods,
+    DependencyMethods,
+    PermissionMethods,
+):
     """Variables of one session. Safe to share across asyncio tasks.
 
     `await initialize()` (or `async with`) opens the session and receives its token;
-    pass `token=` to resume a session another process opened. `close()` ends this client's
+    pass `token=` to resume a session another process opened, and `api_key=` to a server
+    that requires one to create sessions (see docs/security.md). `close()` ends this client's
     watches and releases it; `cleanup()` ends the session on the server and deletes its
     variables (`cleanup_on_close=True` makes `close()` do that too).
 
@@ -85,8 +97,10 @@ class SessionContext(WatchMethods, OptimizationMethods, StatsMethods, Interchang
         cleanup_on_close: bool = False,
         metadata: Mapping[str, str] | None = None,
         cache: VariableCache | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.session_id = check_name(session_id, "session id")
+        self._api_key = api_key or ""  # sent on every initialize: re-creating a lost session needs it too
         self.channel = channel
         self.token = token
         self.timeout = timeout
@@ -126,7 +140,10 @@ class SessionContext(WatchMethods, OptimizationMethods, StatsMethods, Interchang
     async def initialize(self) -> SessionContext:
         """Creates the session (or resumes it with `token`) and keeps the issued token."""
         request = pb.InitializeSessionRequest(
-            session_id=self.session_id, resume_token=self.token or "", metadata=self.session_metadata
+            session_id=self.session_id,
+            resume_token=self.token or "",
+            metadata=self.session_metadata,
+            api_key=self._api_key,
         )
         response = await call(self._stub.InitializeSession, request, (), self.timeout, "initialize")
         self.token = response.token
@@ -388,9 +405,11 @@ class SessionContext(WatchMethods, OptimizationMethods, StatsMethods, Interchang
             for result in (response.results[name],)
         }
 
-    async def delete_variable(self, name: str) -> None:
-        """Deletes a variable; refused while other variables depend on it."""
+    async def delete_variable(self, name: str, force: bool = False) -> None:
+        """Deletes one of this session's variables; refused while others depend on it, unless `force`
+        (which removes their edges to it too)."""
+        request = pb.DeleteVariableRequest(ref=name, force=force)
         try:
-            await self._call(self._stub.DeleteVariable, pb.DeleteVariableRequest(ref=name), "delete_variable", name)
+            await self._call(self._stub.DeleteVariable, request, "delete_variable", name)
         finally:
             self._cache.written(name)

@@ -144,6 +144,11 @@ class Watch(Coroutine[Any, Any, "VariableUpdate | None"]):
         if group.kind == "change":
             updates = []
             for event in group.events:
+                if event.dependents:  # a variable a watched one depends on: not itself watched
+                    update = from_event(event, "dependency", _decode_old(event), group.revision)
+                    update.source, update.dependents = event.name, tuple(event.dependents)
+                    updates.append(update)
+                    continue
                 previous = known.get(event.name)
                 if (  # the value this client already holds is the old value: don't decode it again
                     previous is not None

@@ -4,6 +4,7 @@ Implementations live in the `optimizers` package (found through the `dspex.optim
 entry points) or are registered by users; nothing here imports an optimizer library.
 """
 
+from ._evaluations import TrialContext, current_trial, record_evaluation
 from ._objective import ObjectiveResultError, ObjectiveSpec, interpret
 from ._protocol import DIRECTIONS, Optimizer
 from ._registry import (
@@ -28,11 +29,14 @@ __all__ = [
     "Optimizer",
     "SearchSpace",
     "Trial",
+    "TrialContext",
     "check_optimizer_class",
     "converged",
+    "current_trial",
     "dimension_for",
     "interpret",
     "known_optimizers",
+    "record_evaluation",
     "register_optimizer",
     "resolve_optimizer",
     "search_space",

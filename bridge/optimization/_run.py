@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._evaluations import TrialContext, enter, leave
 from ._objective import ObjectiveResultError, ObjectiveSpec
 from ._offload import Offloader
 from ._protocol import Optimizer
@@ -52,6 +53,10 @@ class RunCalls(Protocol):
     async def renew(self) -> bool: ...
 
     async def finish(self, state: str, error: str) -> None: ...
+
+    async def record_evaluation(
+        self, iteration: int, evaluation: int, score: float | None, metrics: dict[str, Any]
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +211,13 @@ class RunLoop:
         return self.optimizer.ask(iteration + 1) if more else None
 
     async def _evaluate(self, iteration: int, value: Any) -> tuple[float | None, dict[str, Any], str]:
-        """(score, metrics, error): a failing objective fails its iteration, not the run."""
+        """(score, metrics, error): a failing objective fails its iteration, not the run.
+
+        The objective runs inside the iteration's TrialContext, so what it records with
+        `record_evaluation` is sent before the iteration is reported.
+        """
+        trial = TrialContext(self.calls, iteration, asyncio.get_running_loop())
+        token = enter(trial)
         try:
             score, metrics = await self.objective.evaluate(value)
             return score, metrics, ""
@@ -216,6 +227,9 @@ class RunLoop:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("objective failed at iteration %d: %s", iteration, error)
             return None, {"error": error}, error
+        finally:
+            leave(token)
+            await trial.drain()
 
     def _ended(self, state: str, last_error: str) -> tuple[str, str]:
         if self.iteration > 0 and self.scored == 0:

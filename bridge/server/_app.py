@@ -42,7 +42,8 @@ class BridgeServer:
 
     Use `await BridgeServer().start()` for an ephemeral port in tests and notebooks, or
     `async with BridgeServer(port=50051) as server:`; `address` is what clients dial.
-    `tls` (a TLSConfig) serves TLS, mutual with a client CA, instead of plaintext (see docs/security.md).
+    `tls` (a TLSConfig) serves TLS, mutual with a client CA, instead of plaintext; `api_key`
+    makes creating a session require that key (see docs/security.md).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class BridgeServer:
         reap_interval: float | None = None,
         clock: Callable[[], float] = time.time,
         tls: TLSConfig | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -64,8 +66,9 @@ class BridgeServer:
         self.tls = tls
         self.store = open_store(store, limits) if isinstance(store, str) else store
         self.servicer = BridgeServicer(
-            self.store, session_ttl=session_ttl, limits=limits, clock=clock, lease_ttl=lease_ttl
+            self.store, session_ttl=session_ttl, limits=limits, clock=clock, lease_ttl=lease_ttl, api_key=api_key
         )
+        self._requires_api_key = api_key is not None
         self._reap_interval = (
             reap_interval if reap_interval is not None else max(1.0, min(session_ttl / 4, lease_ttl / 2, 30.0))
         )
@@ -105,12 +108,13 @@ class BridgeServer:
                 "address": self.address,
                 "store": type(self.store).__name__,
                 "transport": transport,
+                "api_key": self._requires_api_key,
             },
         )
         if self.tls is None and not _is_loopback(self.host):
             log.warning(
-                "serving plaintext on a non-loopback address: session tokens cross the network unencrypted; "
-                "serve TLS (--tls-cert/--tls-key) or bind 127.0.0.1",
+                "serving plaintext on a non-loopback address: session tokens and the API key cross the network "
+                "unencrypted; serve TLS (--tls-cert/--tls-key) or bind 127.0.0.1",
                 extra={"address": self.address},
             )
         return self

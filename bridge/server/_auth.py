@@ -1,4 +1,4 @@
-"""Session tokens: issued at initialize, checked on every call in constant time, stored only as hashes.
+"""Session tokens and the server's API key: issued or configured once, checked in constant time, kept only as hashes.
 
 A token is `<session_id>:<secret>`, so the server can tell "no such session" from
 "wrong token" without an index, and the secret never rests in the store. Secrets are
@@ -20,7 +20,7 @@ from ..errors import AuthenticationError
 AUTH_HEADER = "authorization"
 _PREFIX = "Bearer "
 
-#: Longest token looked at: a real token is a session ID plus 43 characters, and
+#: Longest token or API key looked at: a real token is a session ID plus 43 characters, and
 #: a bound keeps a huge forged one from costing the server a hash of megabytes.
 MAX_SECRET_CHARS = 4096
 
@@ -44,6 +44,33 @@ def split_token(token: str) -> tuple[str, str]:
 
 def token_matches(secret: str, token_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), token_hash)
+
+
+def token_opens(token: str, session_id: str, token_hash: str) -> bool:
+    """Whether `token` is the token of `session_id` whose hash is `token_hash` (False when malformed)."""
+    try:
+        token_session, secret = split_token(token)
+    except AuthenticationError:
+        return False
+    return token_session == session_id and token_matches(secret, token_hash)
+
+
+def check_api_key(given: str, key_hash: str | None, session_id: str) -> None:
+    """Refuses to create `session_id` unless `given` is the server's API key (none configured: no check)."""
+    if key_hash is None:
+        return
+    if not given:
+        raise AuthenticationError(
+            f"cannot create session {session_id!r}: this server requires an API key to create sessions; "
+            "pass SessionContext(..., api_key=...) (the key the server was started with: "
+            "dspex serve --api-key-file or DSPEX_API_KEY)",
+            rule="api_key_missing",
+            session=session_id,
+        )
+    if len(given) > MAX_SECRET_CHARS or not token_matches(given, key_hash):
+        raise AuthenticationError(
+            f"cannot create session {session_id!r}: invalid API key", rule="api_key_invalid", session=session_id
+        )
 
 
 def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from .._files import read_bounded
 from ..client._cli import add_parsers as add_interchange_parsers
 from ..client._cli import run as run_interchange
 from ..limits import DEFAULT_LIMITS, Limits
 from ..store import BACKENDS
 from ._app import AddressInUseError, BridgeServer
+from ._auth import MAX_SECRET_CHARS
 from ._logging import configure_logging
 from ._tls import TLSConfig
+
+API_KEY_ENV = "DSPEX_API_KEY"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the gRPC session server until SIGINT/SIGTERM. Prints 'dspex: serving on HOST:PORT' "
         "on stdout once it accepts calls; logs are JSON lines on stderr.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # else `--api-key SECRET` would be taken for --api-key-file, a secret in `ps`
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=50051, help="port to bind; 0 picks a free one")
@@ -60,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     security = serve.add_argument_group(
         "security",
-        "TLS (see docs/security.md); without it: plaintext, which is safe on 127.0.0.1 only",
+        "TLS and the API key (see docs/security.md); without them: plaintext, and anyone who can "
+        "connect may create a session, which is safe on 127.0.0.1 only",
     )
     security.add_argument("--tls-cert", metavar="PATH", help="serve TLS with this certificate chain (PEM)")
     security.add_argument("--tls-key", metavar="PATH", help="the certificate's private key (PEM, unencrypted)")
@@ -68,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         "--tls-client-ca",
         metavar="PATH",
         help="mutual TLS: refuse clients without a certificate signed by this CA (PEM)",
+    )
+    security.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help=f"creating a session requires the key in this file (its first line); else the {API_KEY_ENV} "
+        "environment variable's value, if set. Never on the command line, where ps shows it",
     )
     add_interchange_parsers(sub)
     return parser
@@ -82,6 +95,21 @@ def _tls(args: argparse.Namespace) -> TLSConfig | None:
     if args.tls_cert is None or args.tls_key is None:
         raise ValueError("--tls-cert and --tls-key go together")
     return TLSConfig(args.tls_cert, args.tls_key, args.tls_client_ca)
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """The API key from --api-key-file (its first line), else from the environment; None for no key."""
+    if args.api_key_file is None:
+        return os.environ.get(API_KEY_ENV) or None
+    data = read_bounded(args.api_key_file, MAX_SECRET_CHARS + 2, "--api-key-file")  # + a line break
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"--api-key-file {args.api_key_file!r} is not UTF-8 text") from None
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise ValueError(f"--api-key-file {args.api_key_file!r} is empty")
+    return key
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -100,8 +128,9 @@ async def serve(args: argparse.Namespace) -> int:
             session_ttl=args.session_ttl,
             lease_ttl=args.lease_ttl,
             tls=_tls(args),
+            api_key=_api_key(args),
         )
-    except (OSError, ValueError) as exc:  # an unreadable or malformed file
+    except (OSError, ValueError) as exc:  # an unreadable or malformed file (never echoes a key)
         print(f"dspex: {exc}", file=sys.stderr, flush=True)
         return 2
     stop = asyncio.Event()

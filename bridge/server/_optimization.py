@@ -383,6 +383,50 @@ class OptimizationServicer(VariableServicer):
             run, revision = await self._write_candidate(run, iteration + 1, request.next_candidate)
         return self._ack(run, revision)
 
+    async def RecordEvaluation(self, request: pb.RecordEvaluationRequest, context: Ctx) -> pb.OptimizationAck:
+        """An evaluation inside the iteration in progress: its own history entry, within the run's budgets."""
+        session_id = await self._authenticate(request, context)
+        run = await self._own_run(session_id, request.optimization_id)
+        if request.iteration != run.candidate_iteration or request.iteration <= run.iteration:
+            raise ValidationError(
+                f"{run.id}: iteration {request.iteration} is not the one being evaluated "
+                f"(last written: {run.candidate_iteration}, last reported: {run.iteration})",
+                rule="iteration",
+            )
+        if request.evaluation < 1:
+            raise ValidationError(
+                f"{run.id}: evaluation numbers start at 1, got {request.evaluation}", rule="evaluation"
+            )
+        score = request.score if request.HasField("score") else None
+        if score is not None and not math.isfinite(score):
+            raise ValidationError(f"{run.id}: evaluation score {score} is not finite", rule="score")
+        size = request.metrics.ByteSize()
+        if size > self.limits.max_trial_bytes:
+            raise LimitExceededError(
+                f"{run.id}: an evaluation carries {size} bytes of metrics; the limit is {self.limits.max_trial_bytes}",
+                rule="max_trial_bytes",
+            )
+        if run.trial_bytes + size > self.limits.max_optimization_history_bytes:
+            raise LimitExceededError(
+                f"{run.id}: its history would exceed {self.limits.max_optimization_history_bytes} bytes",
+                rule="max_optimization_history_bytes",
+            )
+        metrics = dict(decode_metadata(request.metrics, f"{run.id} evaluation metrics", self.limits, "metrics"))
+        evaluation = TrialRecord(
+            run.id,
+            request.iteration,
+            run.candidate or {},
+            score,
+            metrics,
+            self.clock(),
+            "",
+            "evaluation",
+            request.evaluation,
+        )
+        await self.store.add_trial(evaluation)
+        run = await self._change(run.id, self._renewal(trial_bytes=run.trial_bytes + size))
+        return self._ack(run, 0)
+
     async def RenewOptimization(self, request: pb.RenewOptimizationRequest, context: Ctx) -> pb.OptimizationAck:
         session_id = await self._authenticate(request, context)
         run = await self._own_run(session_id, request.optimization_id)
@@ -469,7 +513,8 @@ class OptimizationServicer(VariableServicer):
             entries.extend(
                 t
                 for t in await self.store.trials(run.id)
-                if since is None or timestamp(t.timestamp).ToMicroseconds() > since
+                if (since is None or timestamp(t.timestamp).ToMicroseconds() > since)
+                and (request.include_evaluations or t.kind == "trial")
             )
         response = pb.GetOptimizationHistoryResponse()
         for trial in entries[-limit:]:
@@ -479,6 +524,8 @@ class OptimizationServicer(VariableServicer):
                 timestamp=timestamp(trial.timestamp),
                 state=trial.state,
                 error=trial.error,
+                kind=trial.kind,
+                evaluation=trial.evaluation,
             )
             map_into(entry.candidate, trial.candidate, self.limits)
             map_into(entry.metrics, trial.metrics, self.limits)
@@ -489,7 +536,7 @@ class OptimizationServicer(VariableServicer):
     async def DeleteVariable(self, request: pb.DeleteVariableRequest, context: Ctx) -> pb.DeleteVariableResponse:
         """Refused while a live run holds the variable: its run would lose a variable mid-write."""
         session_id = await self._authenticate(request, context)
-        record = await self._find(session_id, request.ref, "write")
+        record = await self.store.get_variable(session_id, request.ref)  # only the owner deletes (see there)
         if record is not None:
             run = await self._current_run(record)
             if run is not None and run.state == RUNNING:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from .._proto import bridge_pb2 as pb
 from ..errors import (
+    AccessDeniedError,
     BridgeError,
     LimitExceededError,
     PreconditionFailedError,
@@ -24,7 +25,7 @@ from ..errors import (
 from ..limits import check_count, check_name, check_ref, is_id
 from ..store import Transaction, VariableRecord
 from ..types import TYPES, check_spec, infer_type
-from ._access import parse_rules, require
+from ._access import check_self_rules, needs_metadata, parse_rules, require
 from ._convert import fill_get_response, get_reply, variable_message
 from ._handlers import SplitRequest, error_detail
 from ._sessions import Ctx, SessionServicer
@@ -55,13 +56,31 @@ class VariableServicer(SessionServicer):
     async def _find(self, session_id: str, ref: str, permission: str) -> VariableRecord | None:
         """A variable by name in this session, or by ID anywhere if its rules grant `permission`."""
         record = await self.store.get_variable(session_id, ref)
-        if record is None:
+        if record is not None:
+            if record.access_rules:  # the owner restricted itself (see _access)
+                require(record, session_id, permission)
+        else:
             check_ref(ref, self.limits)  # before anything echoes it
             if is_id(ref):
                 record = await self.store.get_variable_by_id(ref)
                 if record is not None:
-                    require(record, session_id, permission)
+                    require(record, session_id, permission, await self._metadata_for(record, session_id))
         return record
+
+    async def _metadata_for(self, record: VariableRecord, session_id: str) -> dict[str, Any] | None:
+        """The caller's session metadata, read only when the variable's rules have conditions on it."""
+        if not needs_metadata(record):
+            return None
+        session = await self.store.get_session(session_id)
+        return dict(session.metadata) if session is not None else None
+
+    def _restructured(self, txn: Transaction, record: VariableRecord, writer: str, **fields: Any) -> VariableRecord:
+        """A new version with the same value and changed structure (edges or rules), recorded as such."""
+        change = "dependencies" if "dependencies" in fields else "permissions"
+        updated = record.next_version(record.value, txn.revision, txn.now, writer, {"change": change})
+        updated = updated._replace(**fields)
+        txn.put(updated)
+        return updated
 
     def _not_found(self, ref: str, session_id: str) -> VariableNotFoundError:
         check_ref(ref, self.limits)
@@ -114,6 +133,8 @@ class VariableServicer(SessionServicer):
         limits = self.limits
 
         def make(record: VariableRecord, revision: int, now: float) -> VariableRecord:
+            if record.access_rules and record.session_id == writer:  # other sessions were checked on lookup
+                require(record, writer, "write")
             if expected_version > 0 and record.version != expected_version:
                 raise PreconditionFailedError(
                     f"{record.name}: version is {record.version}, expected {expected_version}",
@@ -151,6 +172,8 @@ class VariableServicer(SessionServicer):
     async def _register(self, session_id: str, specs: list[pb.VariableSpec]) -> tuple[dict[str, str], int]:
         check_count(len(specs), self.limits.max_batch_size, "variables in one batch", "max_batch_size")
         prepared = [self._prepare_spec(spec) for spec in specs]
+        for fields in prepared:
+            check_self_rules(fields["access_rules"], session_id, fields["name"])
 
         async def body(txn: Transaction) -> dict[str, str]:
             ids: dict[str, str] = {}
@@ -219,6 +242,9 @@ class VariableServicer(SessionServicer):
             check_ref(ref, self.limits)
         tracked = self._track(request.tracking_id, session_id, refs)
         found = await self.store.get_variables(session_id, refs)
+        for record in found.values():
+            if record.access_rules:
+                require(record, session_id, "read")
         records = [(ref, found.get(ref) or await self._find(session_id, ref, "read")) for ref in refs]
         await self.store.count_reads([record.id for _, record in records if record is not None])
         response = pb.GetVariablesResponse()
@@ -385,19 +411,38 @@ class VariableServicer(SessionServicer):
     async def DeleteVariable(self, request: pb.DeleteVariableRequest, context: Ctx) -> pb.DeleteVariableResponse:
         session_id = await self._authenticate(request, context)
         ref = request.ref
-        owner = await self._owner(session_id, ref, "write")
+        check_ref(ref, self.limits)
 
         async def body(txn: Transaction) -> str:
-            record = await txn.get(ref)
+            record = await txn.get(ref)  # the caller's own variables only: a delete is its owner's to make
             if record is None:
-                raise self._not_found(ref, owner)
+                other = await self._find(session_id, ref, "read") if is_id(ref) else None
+                if other is not None:
+                    raise AccessDeniedError(
+                        f"only session {other.session_id!r} may delete variable {other.name!r} ({other.id})",
+                        variable=other.name,
+                        rule="delete",
+                    )
+                raise self._not_found(ref, session_id)
             dependents = await txn.dependents(record.id)
-            if dependents:
+            if dependents and not request.force:
                 raise PreconditionFailedError(
-                    f"cannot delete {record.name!r}: {dependents} depend on it", variable=record.name, rule="dependents"
+                    f"cannot delete {record.name!r}: {dependents} depend on it (force=True removes their edges too)",
+                    variable=record.name,
+                    rule="dependents",
                 )
+            for name in dependents:
+                dependent = await txn.get(name)
+                if dependent is not None:
+                    self._restructured(
+                        txn,
+                        dependent,
+                        session_id,
+                        dependencies=tuple(d for d in dependent.dependencies if d != record.id),
+                        dependency_kinds=tuple(k for k in dependent.dependency_kinds if k[0] != record.id),
+                    )
             txn.delete(record, writer=session_id)
             return record.id
 
-        variable_id, revision = await self.store.transact(owner, body)
+        variable_id, revision = await self.store.transact(session_id, body)
         return pb.DeleteVariableResponse(variable_id=variable_id, revision=revision)

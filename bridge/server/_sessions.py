@@ -40,8 +40,13 @@ class SessionServicer:
         session_ttl: float = 3600.0,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
+        api_key: str | None = None,
     ) -> None:
+        if api_key is not None and not 0 < len(api_key) <= _auth.MAX_SECRET_CHARS:
+            raise ValueError(f"api_key must be 1 to {_auth.MAX_SECRET_CHARS} characters (None: no key)")
         self.store = store
+        #: The hash of the key that creating a session needs; None: anyone who can connect may create one.
+        self._api_key_hash = _auth.hash_secret(api_key) if api_key is not None else None
         self.session_ttl = session_ttl
         self.limits = limits or store.limits
         self.clock = clock
@@ -88,18 +93,25 @@ class SessionServicer:
         session_id = check_name(request.session_id, "session id", self.limits)
         now = self.clock()
         existing = await self.store.get_session(session_id)
-        if existing is not None and now <= existing.expires_at:
+        live = existing if existing is not None and now <= existing.expires_at else None
+        if live and request.resume_token and _auth.token_opens(request.resume_token, session_id, live.token_hash):
+            await self.store.touch_session(session_id, now)
+            log.info("session resumed", extra={"session": session_id})
+            revision = await self.store.revision(session_id)
+            return self._init_response(live, request.resume_token, True, revision)
+        # Anything but a resume creates, and creating needs the API key: checked before the answer
+        # says whether the session exists, so a caller without the key learns nothing of who is here.
+        try:
+            _auth.check_api_key(request.api_key, self._api_key_hash, session_id)
+        except AuthenticationError as exc:
+            log.warning("session refused", extra={"session": session_id, "reason": exc.details["rule"]})
+            raise
+        if live:
             if not request.resume_token:
                 raise AuthenticationError(
                     f"session {session_id!r} already exists; pass its token to resume it", session=session_id
                 )
-            token_session, secret = _auth.split_token(request.resume_token)
-            if token_session != session_id or not _auth.token_matches(secret, existing.token_hash):
-                raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
-            await self.store.touch_session(session_id, now)
-            log.info("session resumed", extra={"session": session_id})
-            revision = await self.store.revision(session_id)
-            return self._init_response(existing, request.resume_token, True, revision)
+            raise AuthenticationError(f"invalid token for session {session_id!r}", session=session_id)
         if existing is not None:
             await self.store.delete_session(session_id)
         check_count(len(await self.store.session_ids()) + 1, self.limits.max_sessions, "sessions", "max_sessions")

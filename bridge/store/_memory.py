@@ -288,6 +288,11 @@ class MemoryStore(Store):
         ):
             entries.popleft()
             history.nbytes -= sizes.popleft()
+        if limits.max_history_age_seconds:
+            oldest_kept = record.updated_at - limits.max_history_age_seconds
+            while len(entries) > 1 and entries[0].updated_at < oldest_kept:
+                entries.popleft()
+                history.nbytes -= sizes.popleft()
         return size + CHANGE_OVERHEAD_BYTES
 
     async def update(

@@ -80,6 +80,16 @@ class VariableRecord(NamedTuple):
     last_update_metadata: dict[str, Any]
     #: Wire size of last_update_metadata: history budgets count it with the value.
     metadata_bytes: int = 0
+    #: The edges among `dependencies` that are not plain 'data' edges without metadata:
+    #: (target ID, dependency type, metadata items).
+    dependency_kinds: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def dependency_kind(self, target_id: str) -> tuple[str, dict[str, str]]:
+        """The type and metadata of the edge to `target_id` ('data' and none unless recorded)."""
+        for target, kind, metadata in self.dependency_kinds:
+            if target == target_id:
+                return kind, dict(metadata)
+        return "data", {}
 
     @property
     def nbytes(self) -> int:
@@ -116,6 +126,7 @@ class VariableRecord(NamedTuple):
                 writer,
                 metadata,
                 metadata_bytes,
+                self.dependency_kinds,
             ),
         )
 
@@ -206,6 +217,10 @@ class TrialRecord(NamedTuple):
     metrics: dict[str, Any]
     timestamp: float
     error: str = ""
+    #: "trial" (an iteration), or "evaluation": one the objective ran itself inside iteration `iteration`.
+    kind: str = "trial"
+    #: An evaluation's number within its iteration (1, 2, ...); 0 for a trial.
+    evaluation: int = 0
 
     @property
     def state(self) -> str:

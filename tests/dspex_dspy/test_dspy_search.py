@@ -59,6 +59,17 @@ async def test_a_search_records_each_trial_with_its_inner_evaluations(session: S
     assert [e for e, _ in live] == [e for t in optimizer.trials for e in t.evaluations]
     assert all(on_loop for _, on_loop in live)  # delivered on the event loop, as each evaluation ended
 
+    # Each inner evaluation is also its own history entry, recorded as it ended: before its trial's.
+    full = await session.get_optimization_history("max_demos", include_evaluations=True)
+    expected = []
+    for iteration, trial in enumerate(optimizer.trials, start=1):
+        expected += [("evaluation", iteration, n, e.score) for n, e in enumerate(trial.evaluations, start=1)]
+        expected.append(("trial", iteration, None, trial.score))
+    assert [(h["kind"], h["iteration"], h["evaluation"], h["score"]) for h in full] == expected
+    inner = [h for h in full if h["kind"] == "evaluation"]
+    assert all("demos" in h["metrics"]["description"] and h["metrics"]["examples"] == len(valset()) for h in inner)
+    assert all(h["kind"] == "trial" for h in history)  # the default history: one entry per trial
+
     best = max(history, key=lambda h: h["score"])
     assert await session.get_variables(["max_demos", "labeled"]) == best["candidate"]
     assert program is optimizer.best.program and optimizer.best.score == best["score"]

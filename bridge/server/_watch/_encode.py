@@ -74,6 +74,22 @@ def _event(
     return b"".join((_prefix(_EVENTS_TAG, size), head, value, old_value))
 
 
+def dependency_event(change: Change, entry: LogEntry, limits: Limits, dependents: Sequence[str]) -> bytes:
+    """A change of a variable the watch does not name, framed with the watched names that depend on it."""
+    event = change_event(change, entry, limits)
+    extra = pb.VariableEvent(dependents=dependents).SerializeToString()
+    inner = _unframed(event)
+    return _prefix(_EVENTS_TAG, len(inner) + len(extra)) + inner + extra
+
+
+def _unframed(field: bytes) -> bytes:
+    """The message inside one framed `events` field (its tag, then its varint length, then it)."""
+    position = len(_EVENTS_TAG)
+    while field[position] & 0x80:
+        position += 1
+    return field[position + 1 :]
+
+
 def change_event(change: Change, entry: LogEntry, limits: Limits) -> bytes:
     old, new = change.old, change.new
     if new is None:
@@ -105,6 +121,13 @@ class Published:
         self.limits = limits
         self._events: list[bytes] | None = None
         self._whole: bytes | None = None
+
+    def event(self, index: int) -> bytes:
+        """One change's framed `events` field."""
+        events = self._events
+        if events is None:
+            events = self._events = [change_event(c, self.entry, self.limits) for c in self.entry.changes]
+        return events[index]
 
     def message(self, picked: Sequence[int] | None) -> bytes:
         """The WATCH_CHANGE message with the changes at `picked` (None: all of them)."""

@@ -13,15 +13,16 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import grpc
 
 from ..._proto import bridge_pb2 as pb
 from ...errors import BridgeError, LimitExceededError, RevisionCompactedError, ValidationError, WatchOverflowError
 from ...limits import Limits
-from ...store import Change, LogEntry, Store
+from ...store import Change, LogEntry, Store, VariableRecord
 from .._access import allowed
-from ._encode import Published, header, message, snapshot_event
+from ._encode import Published, dependency_event, header, message, snapshot_event
 from ._hub import WatchHubs
 
 #: Writes read from the event log per page while catching up.
@@ -41,6 +42,13 @@ class WatchTarget:
 
 class _Ended(Exception):
     """The hub ended the subscription: the host is shutting down."""
+
+
+class _Framed(NamedTuple):
+    """A write's message built for this watch alone (it carries dependency events)."""
+
+    revision: int
+    data: bytes
 
 
 class WatchStream:
@@ -64,8 +72,13 @@ class WatchStream:
         self.names = frozenset(target.names)
         self.request = request
         self.context = context
-        #: Selected writes (with the indices of their selected changes, None for all) and progress revisions.
-        self.buffer: deque[tuple[Published, tuple[int, ...] | None] | int] = deque()
+        #: Selected writes (with the indices of their selected changes, None for all), writes framed for
+        #: this watch alone, and progress revisions.
+        self.buffer: deque[tuple[Published, tuple[int, ...] | None] | _Framed | int] = deque()
+        #: Variable ID -> the watched names that depend on it directly; and each watched name's dependencies.
+        self.sources: dict[str, set[str]] = {}
+        self._depends_on: dict[str, tuple[str, ...]] = {}
+        self.observer_metadata: dict[str, Any] | None = None
         self.overflowed = False
         self.ended: BridgeError | _Ended | None = None
         self.wake = asyncio.Event()
@@ -79,6 +92,13 @@ class WatchStream:
         if self.overflowed or self.ended is not None:
             return
         picked = self._select(item.entry)
+        if picked is not False:
+            self._retrack(item.entry)
+        if self.sources:
+            framed = self._with_dependencies(item, picked)
+            if framed is not None:
+                self._push(framed)
+                return
         if picked is False:
             self._skipped += 1
             if self._skipped < self._progress_every:
@@ -88,7 +108,7 @@ class WatchStream:
             return
         self._push((item, picked))
 
-    def _push(self, element: tuple[Published, tuple[int, ...] | None] | int) -> None:
+    def _push(self, element: tuple[Published, tuple[int, ...] | None] | _Framed | int) -> None:
         if len(self.buffer) >= self.limits.max_watch_buffer:
             self.overflowed = True
             self.buffer.clear()  # the event log still has them: the client resumes from there
@@ -112,14 +132,61 @@ class WatchStream:
 
     def _shows(self, change: Change) -> bool:
         record = change.record
+        return record.name in self.names and self._observable(record)
+
+    def _observable(self, record: VariableRecord) -> bool:
         observer = self.target.observer
-        return record.name in self.names and (observer is None or allowed(record, observer, "observe"))
+        if observer is None:  # the owner's own watch: only its own rules can restrict it
+            return not record.access_rules or allowed(record, record.session_id, "observe")
+        return allowed(record, observer, "observe", self.observer_metadata)
+
+    # ------------------------------------------------------------ dependency events
+
+    def _track(self, name: str, dependencies: tuple[str, ...]) -> None:
+        """Follows a watched variable's edges: its dependencies' changes are sent as dependency events."""
+        old = self._depends_on.get(name, ())
+        if old == dependencies:
+            return
+        for vid in old:
+            names = self.sources.get(vid)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self.sources[vid]
+        for vid in dependencies:
+            self.sources.setdefault(vid, set()).add(name)
+        self._depends_on[name] = dependencies
+
+    def _retrack(self, entry: LogEntry) -> None:
+        for change in entry.changes:
+            if change.record.name in self.names:
+                self._track(change.record.name, change.new.dependencies if change.new is not None else ())
+
+    def _with_dependencies(self, item: Published, picked: tuple[int, ...] | bool | None) -> _Framed | None:
+        """The write's message for this watch when it changed a variable a watched one depends on, else None."""
+        entry = item.entry
+        extra: dict[int, list[str]] = {}
+        for i, change in enumerate(entry.changes):
+            record = change.record
+            dependents = self.sources.get(record.id)
+            if dependents and record.name not in self.names and self._observable(record):
+                extra[i] = sorted(dependents)
+        if not extra:
+            return None
+        events = []
+        for i, change in enumerate(entry.changes):
+            if i in extra:
+                events.append(dependency_event(change, entry, self.limits, extra[i]))
+            elif picked is None or (picked is not False and i in picked):  # type: ignore[operator]
+                events.append(item.event(i))
+        return _Framed(entry.revision, message(pb.WATCH_CHANGE, entry.revision, events))
 
     # ------------------------------------------------------------ the RPC's side
 
     async def run(self) -> None:
         self.hubs.join(self.target.session_id, self)
         try:
+            await self._load_dependencies()
             if self.request.from_revision > 0:
                 await self._resume()
             else:
@@ -127,6 +194,15 @@ class WatchStream:
             await self._live()
         finally:
             self.hubs.leave(self)
+
+    async def _load_dependencies(self) -> None:
+        """The watched variables' edges as they are now, and the observer's metadata for conditional rules."""
+        _, records = await self.store.snapshot(self.target.session_id, self.target.names)
+        for name, record in records.items():
+            self._track(name, record.dependencies)
+        if self.target.observer is not None:
+            session = await self.store.get_session(self.target.observer)
+            self.observer_metadata = dict(session.metadata) if session is not None else None
 
     def _header(self, history_id: str, oldest: int, missing: Sequence[str] = ()) -> pb.WatchHeader:
         return pb.WatchHeader(
@@ -143,12 +219,7 @@ class WatchStream:
         session_id = self.target.session_id
         revision, records = await self.store.snapshot(session_id, self.target.names)
         log = await self.store.event_log(session_id, revision + 1, 0)
-        observer = self.target.observer
-        visible = [
-            records[name]
-            for name in self.target.names
-            if name in records and (observer is None or allowed(records[name], observer, "observe"))
-        ]
+        visible = [records[name] for name in self.target.names if name in records and self._observable(records[name])]
         shown = {r.name for r in visible}
         missing = [name for name in self.target.names if name not in shown]
         await self.context.write(header(revision, self._header(log.history_id, log.oldest_revision, missing)))
@@ -188,6 +259,12 @@ class WatchStream:
 
     async def _send_logged(self, entry: LogEntry) -> None:
         picked = self._select(entry)
+        if self.sources:
+            framed = self._with_dependencies(Published(entry, self.limits), picked)
+            if framed is not None:
+                await self._send(framed.data, entry.revision)
+                self.position = entry.revision + 1
+                return
         if picked is False:
             self._skipped += 1
             if self._skipped >= self._progress_every:
@@ -221,6 +298,11 @@ class WatchStream:
                 if element >= self.position:
                     await write(message(pb.WATCH_PROGRESS, element))
                     self.position = element + 1
+                continue
+            if isinstance(element, _Framed):
+                if element.revision >= self.position:
+                    await self._send(element.data, element.revision)
+                    self.position = element.revision + 1
                 continue
             item, picked = element
             revision = item.entry.revision
