@@ -843,12 +843,31 @@ class ExportHeader(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., revision: _Optional[int] = ..., exported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variable_count: _Optional[int] = ..., version_count: _Optional[int] = ..., run_count: _Optional[int] = ...) -> None: ...
 
 class ExportedVariable(_message.Message):
-    __slots__ = ("spec", "version")
+    __slots__ = ("spec", "version", "dependency_kinds")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCY_KINDS_FIELD_NUMBER: _ClassVar[int]
     spec: VariableSpec
     version: int
-    def __init__(self, spec: _Optional[_Union[VariableSpec, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+    dependency_kinds: _containers.RepeatedCompositeFieldContainer[ExportedDependency]
+    def __init__(self, spec: _Optional[_Union[VariableSpec, _Mapping]] = ..., version: _Optional[int] = ..., dependency_kinds: _Optional[_Iterable[_Union[ExportedDependency, _Mapping]]] = ...) -> None: ...
+
+class ExportedDependency(_message.Message):
+    __slots__ = ("name", "dependency_type", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCY_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dependency_type: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., dependency_type: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExportedVersion(_message.Message):
     __slots__ = ("name", "version", "value", "updated_at", "updated_by", "metadata")

@@ -3,15 +3,17 @@
     {"format": "dspex-variables", "format_version": 1,
      "session_id": ..., "revision": ..., "exported_at": ISO 8601,
      "variables": [{"name", "type", "value", "constraints", "metadata", "access_rules",
-                    "dependencies"?: [names], "version",
+                    "dependencies"?: [name, or {"name", "type", "metadata"} for a typed edge], "version",
                     "history"?: [{"version", "value", "updated_at", "updated_by", "metadata"}]}],
      "optimization_runs"?: [{"optimization_id", "optimizer_type", "variables": [names], "state", ...,
                              "trials": [{"iteration", "candidate", "score", "metrics", ...}]}]}
 
-Variables are sorted by name; dependencies name variables (IDs differ between sessions), and
-together they are the dependency graph. "dependencies" is there with include_dependencies,
-"history" and "optimization_runs" with include_history. Runs are for the record: an import
-restores values, versions and history, not runs (a run belongs to the session that ran it).
+Variables are sorted by name; dependencies name variables (IDs differ between sessions): a
+plain name is a data edge without metadata, an object gives the edge's type (data,
+constraint, optimization) and metadata. Together they are the dependency graph.
+"dependencies" is there with include_dependencies, "history" and "optimization_runs" with
+include_history. Runs are for the record: an import restores values, versions, history and
+typed dependencies, not runs (a run belongs to the session that ran it).
 """
 
 from __future__ import annotations
@@ -67,13 +69,32 @@ def check_document(document: Any) -> dict[str, Any]:
                 raise ValidationError(f"{name}: {key} must be a {kind.__name__}", variable=name, rule="import")
         if "version" in var and not _positive_int(var["version"]):
             raise ValidationError(f"{name}: version must be a positive int", variable=name, rule="import")
-        if not all(isinstance(d, str) for d in var.get("dependencies", ())):
-            raise ValidationError(f"{name}: dependencies must be names", variable=name, rule="import")
+        for dep in var.get("dependencies", ()):
+            _check_dependency(name, dep)
         if not all(isinstance(r, dict) for r in var.get("access_rules", ())):
             raise ValidationError(f"{name}: access_rules must be objects", variable=name, rule="import")
         for j, old in enumerate(var.get("history", ())):
             _check_version(name, j, old)
     return document
+
+
+def _check_dependency(name: str, dep: Any) -> None:
+    if isinstance(dep, str):
+        return
+    typed = (
+        isinstance(dep, dict)
+        and set(dep) <= {"name", "type", "metadata"}
+        and isinstance(dep.get("name"), str)
+        and isinstance(dep.get("type", "data"), str)
+        and isinstance(dep.get("metadata", {}), dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in dep.get("metadata", {}).items())
+    )
+    if not typed:
+        raise ValidationError(
+            f"{name}: each dependency is a name, or {{'name', 'type', 'metadata'}} with string metadata",
+            variable=name,
+            rule="import",
+        )
 
 
 def _positive_int(value: Any) -> bool:

@@ -7,7 +7,7 @@ to the microsecond, which is exactly what the host keeps of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,7 +118,7 @@ class ExportReader:
             ],
         }
         if self.include_dependencies:
-            var["dependencies"] = list(spec.dependencies)
+            var["dependencies"] = _dependencies(spec.dependencies, item.dependency_kinds)
         var["version"] = item.version
         if self.include_history:
             var["history"] = []
@@ -146,6 +146,22 @@ class ExportReader:
         if self.include_history:
             document["optimization_runs"] = self.runs
         return document
+
+
+def _dependencies(names: Iterable[str], kinds: Iterable[pb.ExportedDependency]) -> list[Any]:
+    """A variable's dependencies as the document has them: a name for a plain data edge, else
+    {"name", "type", "metadata"}."""
+    typed = {k.name: k for k in kinds}
+    return [
+        name
+        if name not in typed
+        else {
+            "name": name,
+            "type": typed[name].dependency_type,
+            "metadata": dict(sorted(typed[name].metadata.items())),
+        }
+        for name in names
+    ]
 
 
 def _run(status: pb.OptimizationStatus) -> dict[str, Any]:
@@ -262,8 +278,15 @@ def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
         map_into(spec.constraints, var["constraints"])
     if var.get("metadata"):
         map_into(spec.metadata, var["metadata"])
-    if var.get("dependencies"):
-        spec.dependencies.extend(var["dependencies"])
+    kinds = pb.ExportedVariable()
+    for dep in var.get("dependencies", ()):
+        if isinstance(dep, str):
+            spec.dependencies.append(dep)
+            continue
+        spec.dependencies.append(dep["name"])
+        kind, metadata = dep.get("type", "data"), dep.get("metadata") or {}
+        if kind != "data" or metadata:
+            kinds.dependency_kinds.add(name=dep["name"], dependency_type=kind, metadata=metadata)
     for rule in var.get("access_rules", ()):
         spec.access_rules.add(
             session_pattern=rule.get("session_pattern", ""),
@@ -275,8 +298,8 @@ def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
     value_prefix = prefix(_SPEC_VALUE, value_length)
     spec_length = len(head) + len(value_prefix) + value_length
     spec_prefix = prefix(_SPEC, spec_length)
-    version = _VERSION_TAG + fast_varint(var.get("version", 1))
-    return [spec_prefix, head, value_prefix, *value, version], len(spec_prefix) + spec_length + len(version)
+    tail = _VERSION_TAG + fast_varint(var.get("version", 1)) + kinds.SerializeToString()
+    return [spec_prefix, head, value_prefix, *value, tail], len(spec_prefix) + spec_length + len(tail)
 
 
 def _version(name: str, old: dict[str, Any]) -> tuple[_Parts, int]:

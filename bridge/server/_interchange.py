@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, NamedTuple
 
 from .._proto import bridge_pb2 as pb
@@ -32,6 +32,7 @@ from ..limits import check_count, check_name
 from ..store import OptimizationRecord, SessionSnapshot, Transaction, TrialRecord, VariableRecord
 from ..types import TYPES
 from ..types._patterns import compile_pattern
+from ._dependencies import DEPENDENCY_TYPES, _edge_metadata
 from ._handlers import MAX_ERROR_MESSAGE
 from ._optimization import OptimizationServicer
 from ._sessions import Ctx
@@ -95,7 +96,7 @@ class _Chunks:
 class _Entry:
     """One variable of an import, validated on its own as it arrives (before the session is looked at)."""
 
-    __slots__ = ("error", "fields", "history", "item", "name", "version")
+    __slots__ = ("error", "fields", "history", "item", "kinds", "name", "version")
 
     def __init__(self, item: pb.ExportedVariable, fields: dict[str, Any] | None, error: BridgeError | None) -> None:
         self.name: str = item.spec.name
@@ -105,6 +106,8 @@ class _Entry:
         self.version: int = item.version or 1
         #: Earlier versions, oldest first: (version, stored value, updated_at, updated_by, metadata, its bytes).
         self.history: deque[tuple[Any, ...]] = deque()
+        #: Dependency name -> (type, metadata items) for its typed edges.
+        self.kinds: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
         self.error = error
 
 
@@ -182,8 +185,13 @@ class InterchangeServicer(OptimizationServicer):
         value_prefix = prefix(_SPEC_VALUE, value_length)
         spec_length = len(head) + len(value_prefix) + value_length
         spec_prefix = prefix(_VARIABLE_SPEC, spec_length)
-        version = _VERSION_TAG + fast_varint(record.version)
-        return [spec_prefix, head, value_prefix, *value, version], len(spec_prefix) + spec_length + len(version)
+        tail = _VERSION_TAG + fast_varint(record.version)
+        if include_dependencies and record.dependency_kinds:
+            kinds = pb.ExportedVariable()
+            for target, kind, metadata in record.dependency_kinds:
+                kinds.dependency_kinds.add(name=snap.names[target], dependency_type=kind, metadata=dict(metadata))
+            tail += kinds.SerializeToString()
+        return [spec_prefix, head, value_prefix, *value, tail], len(spec_prefix) + spec_length + len(tail)
 
     def _exported_version(self, record: VariableRecord) -> bytes:
         version = pb.ExportedVersion(name=record.name, version=record.version, updated_by=record.updated_by)
@@ -302,7 +310,9 @@ class InterchangeServicer(OptimizationServicer):
             fields = self._prepare_spec(item.spec)
             if item.version < 0:
                 raise ValidationError(f"{fields['name']}: version must be positive, got {item.version}", rule="version")
-            return _Entry(item, fields, None)
+            entry = _Entry(item, fields, None)
+            entry.kinds = _dependency_kinds(fields, item.dependency_kinds)
+            return entry
         except BridgeError as exc:
             return _Entry(item, None, exc)
 
@@ -403,6 +413,7 @@ class InterchangeServicer(OptimizationServicer):
         fields = entry.fields
         assert fields is not None
         dependencies = []
+        kinds = []
         for dep in fields["dependencies"]:
             target = await txn.get(dep)
             if target is None:
@@ -411,6 +422,8 @@ class InterchangeServicer(OptimizationServicer):
                     f"{entry.name}: dependency {dep!r} {why}", variable=entry.name, rule="dependencies"
                 )
             dependencies.append(target.id)
+            if dep in entry.kinds:
+                kinds.append((target.id, *entry.kinds[dep]))
         check_count(
             held[0] + 1, self.limits.max_variables_per_session, "variables in this session", "max_variables_per_session"
         )
@@ -418,7 +431,12 @@ class InterchangeServicer(OptimizationServicer):
             txn,
             session_id,
             session_id,
-            **{**fields, "dependencies": tuple(dict.fromkeys(dependencies)), "last_update_metadata": written[0]},
+            **{
+                **fields,
+                "dependencies": tuple(dict.fromkeys(dependencies)),
+                "dependency_kinds": tuple(kinds),
+                "last_update_metadata": written[0],
+            },
         )._replace(version=entry.version, metadata_bytes=written[1])
         history = [
             record._replace(
@@ -470,6 +488,32 @@ class InterchangeServicer(OptimizationServicer):
         txn.put(updated)
         how = "merged key-wise into" if outcome == "merged" else "replaced"
         return _Outcome(outcome, f"{how} the existing variable: version {updated.version}", updated.version)
+
+
+def _dependency_kinds(
+    fields: dict[str, Any], kinds: Iterable[pb.ExportedDependency]
+) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """The typed edges of an imported variable, each checked as AddDependency checks one."""
+    name = fields["name"]
+    out = {}
+    for kind in kinds:
+        if kind.name not in fields["dependencies"]:
+            raise ValidationError(
+                f"{name}: a dependency type is given for {kind.name[:128]!r}, which is not among its dependencies",
+                variable=name,
+                rule="dependencies",
+            )
+        type_ = kind.dependency_type or "data"
+        if type_ not in DEPENDENCY_TYPES:
+            raise ValidationError(
+                f"{name}: dependency_type must be one of {list(DEPENDENCY_TYPES)}, got {type_[:40]!r}",
+                variable=name,
+                rule="dependency_type",
+            )
+        metadata = _edge_metadata(dict(kind.metadata), name)
+        if type_ != "data" or metadata:  # a plain data edge is stored as such
+            out[kind.name] = (type_, metadata)
+    return out
 
 
 def _failed(exc: BridgeError) -> _Outcome:

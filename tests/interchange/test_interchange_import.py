@@ -333,3 +333,39 @@ async def test_this_clients_next_read_sees_what_it_imported(target: SessionConte
     await target.import_variables(encode(INCOMING, "json"))
     assert target.cache.version("label") is None  # dropped when the reply came, not when the server's push does
     assert await target.get_variable("label") == "new"
+
+
+@pytest.mark.parametrize("format", FORMATS)
+async def test_typed_dependencies_travel_with_their_type_and_metadata(channel: grpc.aio.Channel, format: str) -> None:
+    source = await fresh(channel)
+    for name in ("a_base", "b_style", "c_effective"):
+        await source.register_variable(name, "float", 1.0)
+    await source.add_dependency("c_effective", "a_base")  # plain data
+    await source.add_dependency("c_effective", "b_style", dependency_type="constraint", metadata={"why": "bounds"})
+    data = await source.export_variables(format=format)
+    [*_, effective] = document_of(data, format)["variables"]
+    assert effective["dependencies"] == [
+        "a_base",
+        {"name": "b_style", "type": "constraint", "metadata": {"why": "bounds"}},
+    ]
+    target = await fresh(channel)
+    assert (await target.import_variables(data, format=format, allow_pickle=True))["errors"] == 0
+    edges = {d["name"]: (d["type"], d["metadata"]) for d in await target.get_dependencies("c_effective")}
+    assert edges == {"a_base": ("data", {}), "b_style": ("constraint", {"why": "bounds"})}
+    assert document_of(await target.export_variables(format=format), format)["variables"][2] == effective
+
+
+async def test_a_bad_dependency_type_fails_its_variable(channel: grpc.aio.Channel) -> None:
+    doc = _doc(
+        {"name": "a", "type": "float", "value": 1.0},
+        {"name": "b", "type": "float", "value": 1.0, "dependencies": [{"name": "a", "type": "causal"}]},
+        {"name": "c", "type": "float", "value": 1.0, "dependencies": ["a", {"name": "a", "type": "constraint"}]},
+    )
+    summary = await (await fresh(channel)).import_variables(encode(doc, "json"), atomic=False)
+    reasons = {d["name"]: d["reason"] for d in summary["details"]}
+    assert "dependency_type must be one of ['data', 'constraint', 'optimization'], got 'causal'" in reasons["b"]
+    assert summary["details"][2]["outcome"] == "created"  # a name listed twice is one edge, the typed one
+    with pytest.raises(ValueError, match=r"each dependency is a name, or \{'name', 'type', 'metadata'\}"):
+        await (await fresh(channel)).import_variables(
+            encode(_doc({"name": "x", "type": "float", "value": 1.0, "dependencies": [{"name": 3}]}), "json")
+        )
