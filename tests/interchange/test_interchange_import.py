@@ -198,6 +198,10 @@ async def test_created_variables_keep_their_version_and_history(channel: grpc.ai
     ]
     # the import itself is the current version's write, by the importing session
     assert info["updated_by"] == target.session_id
+    kept = await target.get_variable_history("x")
+    assert [(h["version"], h["value"]) for h in kept] == [(4, 0.4), (3, 0.3), (2, 0.2), (1, 0.1)]
+    await target.rollback_variable("x", 2)  # a restored version is a version like any other
+    assert await target.get_variable("x") == 0.2
 
 
 async def test_dependencies_are_resolved_by_name_in_any_order(channel: grpc.aio.Channel) -> None:
