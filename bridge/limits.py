@@ -54,7 +54,7 @@ class Limits:
     max_watch_buffer: int = 1_000  # writes a watcher may fall behind before its stream ends (it resumes)
     max_invalidation_streams_per_session: int = 1_000  # open cache-invalidation streams on one session
     max_invalidation_streams: int = 10_000  # open cache-invalidation streams on the server
-    max_tracked_variables: int = 100_000  # refs one invalidation stream tracks (beyond: the oldest is dropped)
+    max_tracked_variables: int = 10_000  # refs one invalidation stream tracks (beyond: the oldest is dropped)
     max_export_chunk_bytes: int = 256 * 1024  # one message of an export/import stream (a bigger item: alone)
     max_import_bytes: int = 1024 * 1024 * 1024  # all messages of one import stream together
 

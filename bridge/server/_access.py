@@ -1,8 +1,9 @@
 """Who may do what to a variable: its owner everything, other sessions what a matching rule grants.
 
 The owner (the session that registered it) holds every permission, unless a rule's pattern
-is exactly the owner's session ID: then the owner holds only what such rules grant (a
-tuned configuration frozen read-only, say). The owner may always change the rules.
+is exactly the owner's session ID and its conditions hold: then the owner holds only what
+such rules grant (a tuned configuration frozen read-only, say, until its expires_at). The
+owner may always change the rules.
 
 A rule matches a session when its pattern is "any" or a glob of the session ID and every
 condition holds:
@@ -74,10 +75,17 @@ def allowed(
     if record.session_id == session_id:
         if not rules:  # the commonest case, on every write: no rules at all
             return True
-        own = [rule for rule in rules if rule.session_pattern == session_id]
-        now = time.time()
-        return not own or any(permission in r.permissions and _holds(r, metadata, now) for r in own)
+        now = time.time()  # a self-rule whose conditions no longer hold (an expired freeze) restricts nothing
+        own = [rule for rule in rules if rule.session_pattern == session_id and _holds(rule, metadata, now)]
+        return not own or any(permission in rule.permissions for rule in own)
     return matching_rule(record, session_id, permission, metadata) is not None
+
+
+def grants_anything(record: VariableRecord, session_id: str, metadata: Mapping[str, Any] | None = None) -> bool:
+    """Whether the session holds any permission at all: if not, the variable is not there for it."""
+    return record.session_id == session_id or any(
+        allowed(record, session_id, permission, metadata) for permission in PERMISSIONS
+    )
 
 
 def check_self_rules(rules: Iterable[AccessRuleRecord], owner: str, var: str) -> None:

@@ -12,6 +12,7 @@ from .._proto import bridge_pb2 as pb
 from ..errors import ValidationError, VariableNotFoundError
 from ..limits import check_count, check_ref
 from ..store import Transaction, VariableRecord
+from ._access import allowed
 from ._graph import path_between, reachable
 from ._servicer import VariableServicer
 from ._sessions import Ctx
@@ -133,14 +134,22 @@ class DependencyServicer(VariableServicer):
         found = reachable(record.id, edges)
         if not request.include_transitive:
             found = [f for f in found if f[1] == 1]
+        if record.session_id != session_id:  # another session sees only the variables it may read
+            metadata = await self._metadata_for(record, session_id)
+            readable = {vid for vid, r in records.items() if allowed(r, session_id, "read", metadata)}
+            found = [(vid, depth, via if via in readable else "") for vid, depth, via in found if vid in readable]
         response = pb.GetDependenciesResponse()
         for vid, depth, via in found:
             far = records.get(vid)
             if far is None:
                 continue  # an edge to a variable deleted by force would have gone with it
-            source, target = (far, records[via]) if request.dependents else (records[via], far)
-            kind, metadata = source.dependency_kind(target.id)
+            near = records.get(via)
+            if near is None:  # the edge starts at a variable the caller may not read: shown without it
+                response.edges.add(variable_id=vid, name=far.name, type="", depth=depth)
+                continue
+            source, target = (far, near) if request.dependents else (near, far)
+            kind, edge_metadata = source.dependency_kind(target.id)
             response.edges.add(
-                variable_id=vid, name=far.name, type=kind, metadata=metadata, depth=depth, via=records[via].name
+                variable_id=vid, name=far.name, type=kind, metadata=edge_metadata, depth=depth, via=near.name
             )
         return response

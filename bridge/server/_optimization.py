@@ -18,11 +18,19 @@ from typing import Any
 
 from .._proto import bridge_pb2 as pb
 from ..codec import decode, encode, map_into
-from ..errors import BridgeError, LimitExceededError, PreconditionFailedError, ValidationError, VariableNotFoundError
+from ..errors import (
+    AccessDeniedError,
+    BridgeError,
+    LimitExceededError,
+    PreconditionFailedError,
+    ValidationError,
+    VariableNotFoundError,
+)
 from ..limits import check_count, check_name, check_ref
 from ..optimization._protocol import DIRECTIONS
 from ..optimization._space import SEARCHABLE
 from ..store import FINISH_STATES, RUNNING, OptimizationRecord, Transaction, TrialRecord, VariableRecord
+from ._access import allowed
 from ._convert import timestamp
 from ._servicer import VariableServicer
 from ._sessions import Ctx
@@ -128,6 +136,9 @@ class OptimizationServicer(VariableServicer):
         Returns the values as stored (after coercion), as plain data, and the revision.
         """
         ids = dict(zip(run.variable_names, run.variable_ids, strict=True))
+        runner = run.runner
+        session = await self.store.get_session(runner) if runner != run.session_id else None
+        runner_metadata = dict(session.metadata) if session is not None else None
 
         async def body(txn: Transaction) -> dict[str, Any]:
             stored: dict[str, Any] = {}
@@ -135,6 +146,12 @@ class OptimizationServicer(VariableServicer):
                 record = await txn.get(ids[name])
                 if record is None:
                     raise VariableNotFoundError(f"variable {name!r} of {run.id} was deleted", variable=name)
+                if record.access_rules and not allowed(record, runner, "optimize", runner_metadata):
+                    raise AccessDeniedError(  # revoked, or expired, since the run started
+                        f"session {runner!r} may no longer optimize variable {name!r}; {run.id} cannot write to it",
+                        variable=name,
+                        rule="optimize",
+                    )
                 updated = self._writer(value, run.id, metadata)(record, txn.revision, txn.now)
                 txn.put(updated)
                 stored[name] = decode(updated.value.to_pb())
@@ -168,6 +185,21 @@ class OptimizationServicer(VariableServicer):
             ended = await self._change(ended.id, lambda r: r._replace(error=failure))
         log.info("optimization ended", extra={"optimization": ended.id, "state": state, "iteration": ended.iteration})
         return ended
+
+    async def _check_readable(self, run: OptimizationRecord | None, session_id: str) -> None:
+        """A run's status and history carry the values of all its variables: the caller must read each."""
+        if run is None or run.session_id == session_id:
+            return
+        for vid in run.variable_ids:
+            record = await self.store.get_variable_by_id(vid)
+            if record is not None and not allowed(
+                record, session_id, "read", await self._metadata_for(record, session_id)
+            ):
+                raise AccessDeniedError(
+                    f"session {session_id!r} may not read every variable of run {run.id} "
+                    "(its status and history carry all their values)",
+                    rule="read",
+                )
 
     async def _variable(self, session_id: str, ref: str, permission: str) -> VariableRecord:
         [record] = await self._variables(session_id, [ref], permission)
@@ -460,7 +492,9 @@ class OptimizationServicer(VariableServicer):
         self, request: pb.GetOptimizationStatusRequest, context: Ctx
     ) -> pb.OptimizationStatus:
         session_id = await self._authenticate(request, context)
-        return self._status(await self._current_run(await self._variable(session_id, request.ref, "read")))
+        run = await self._current_run(await self._variable(session_id, request.ref, "read"))
+        await self._check_readable(run, session_id)
+        return self._status(run)
 
     async def WaitOptimization(self, request: pb.WaitOptimizationRequest, context: Ctx) -> pb.OptimizationStatus:
         session_id = await self._authenticate(request, context)
@@ -481,6 +515,7 @@ class OptimizationServicer(VariableServicer):
                 run = await self._current_run(variable)
                 now = self.clock()
                 if run is None or run.state != RUNNING or now >= deadline:
+                    await self._check_readable(run, session_id)
                     return self._status(run)
                 changed = self._run_events.setdefault(run.id, asyncio.Event())
                 wake = min(deadline, run.lease_expires_at + 0.01) - now  # a lapsing lease ends the run
@@ -508,6 +543,8 @@ class OptimizationServicer(VariableServicer):
         runs = await self.store.variable_optimizations(variable.id)
         if request.optimization_id:
             runs = [r for r in runs if r.id == request.optimization_id]
+        for run in runs:
+            await self._check_readable(run, session_id)
         entries: list[TrialRecord] = []
         for run in runs:
             entries.extend(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from .._proto import bridge_pb2 as pb
 from ..errors import AccessDeniedError, ValidationError
+from ..limits import check_ref, is_id
 from ..store import Transaction, VariableRecord
-from ._access import PERMISSIONS, allowed, check_self_rules, matching_rule, parse_rules
+from ._access import PERMISSIONS, allowed, check_self_rules, grants_anything, matching_rule, parse_rules
 from ._servicer import VariableServicer
 from ._sessions import Ctx
 
@@ -21,7 +22,14 @@ class PermissionServicer(VariableServicer):
         self, request: pb.SetVariablePermissionsRequest, context: Ctx
     ) -> pb.SetVariablePermissionsResponse:
         session_id = await self._authenticate(request, context)
-        found = await self._find(session_id, request.ref, "read")
+        check_ref(request.ref, self.limits)
+        # The owner's own rules never stop it changing them: its variable is looked up unchecked.
+        found = await self.store.get_variable(session_id, request.ref)
+        if found is None and is_id(request.ref):
+            by_id = await self.store.get_variable_by_id(request.ref)
+            found = by_id if by_id is not None and by_id.session_id == session_id else None
+        if found is None:
+            found = await self._find(session_id, request.ref, "read")
         if found is None:
             raise self._not_found(request.ref, session_id)
         if found.session_id != session_id:
@@ -53,7 +61,8 @@ class PermissionServicer(VariableServicer):
         record = await self.store.get_variable(session_id, request.ref) or (
             await self.store.get_variable_by_id(request.ref) if request.ref.startswith("var_") else None
         )
-        if record is None:
+        metadata = await self._metadata_for(record, session_id) if record is not None else None
+        if record is None or not grants_anything(record, session_id, metadata):
             raise self._not_found(request.ref, session_id)
         if record.session_id == session_id:
             if allowed(record, session_id, request.permission):
@@ -61,7 +70,7 @@ class PermissionServicer(VariableServicer):
             return pb.CheckVariableAccessResponse(
                 allowed=False, reason=f"the owner's own rules for {record.name!r} do not grant {request.permission}"
             )
-        rule = matching_rule(record, session_id, request.permission, await self._metadata_for(record, session_id))
+        rule = matching_rule(record, session_id, request.permission, metadata)
         if rule is None:
             return pb.CheckVariableAccessResponse(
                 allowed=False, reason=f"no rule of {record.name!r} grants {request.permission} to this session"

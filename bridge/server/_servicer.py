@@ -25,7 +25,7 @@ from ..errors import (
 from ..limits import check_count, check_name, check_ref, is_id
 from ..store import Transaction, VariableRecord
 from ..types import TYPES, check_spec, infer_type
-from ._access import check_self_rules, needs_metadata, parse_rules, require
+from ._access import allowed, check_self_rules, grants_anything, needs_metadata, parse_rules, require
 from ._convert import fill_get_response, get_reply, variable_message
 from ._handlers import SplitRequest, error_detail
 from ._sessions import Ctx, SessionServicer
@@ -64,7 +64,10 @@ class VariableServicer(SessionServicer):
             if is_id(ref):
                 record = await self.store.get_variable_by_id(ref)
                 if record is not None:
-                    require(record, session_id, permission, await self._metadata_for(record, session_id))
+                    metadata = await self._metadata_for(record, session_id)
+                    if not grants_anything(record, session_id, metadata):
+                        raise self._not_found(ref, session_id)  # nothing to it: not even that it exists
+                    require(record, session_id, permission, metadata)
         return record
 
     async def _metadata_for(self, record: VariableRecord, session_id: str) -> dict[str, Any] | None:
@@ -215,8 +218,13 @@ class VariableServicer(SessionServicer):
 
     # ------------------------------------------------------------ reads
 
-    async def _info(self, record: VariableRecord, include_value: bool = False) -> pb.Variable:
-        return variable_message(record, await self.store.stats(record.id), include_value, self.limits)
+    async def _info(self, record: VariableRecord, include_value: bool = False, viewer: str = "") -> pb.Variable:
+        """The variable as `viewer` may see it: another session does not see its rules or its edges."""
+        message = variable_message(record, await self.store.stats(record.id), include_value, self.limits)
+        if viewer and viewer != record.session_id:
+            message.ClearField("access_rules")
+            message.ClearField("dependencies")
+        return message
 
     def _track(self, tracking_id: str, session_id: str, refs: list[str]) -> bool | None:
         """Tracks refs for a client cache before they are read (see server._watch._invalidations).
@@ -227,12 +235,15 @@ class VariableServicer(SessionServicer):
 
     async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse | bytes:
         session_id = await self._authenticate(request, context)
+        if request.tracking_id:
+            check_ref(request.ref, self.limits)  # bounded before it is kept
         tracked = self._track(request.tracking_id, session_id, [request.ref]) if request.tracking_id else None
         record = await self._read(session_id, request.ref)
         await self.store.count_reads([record.id])
         if tracked:
             tracked = record.session_id == session_id  # other sessions' writes are not sent on this stream
-        return get_reply(record, await self._info(record) if request.include_info else None, tracked)
+        info = await self._info(record, viewer=session_id) if request.include_info else None
+        return get_reply(record, info, tracked)
 
     async def GetVariables(self, request: pb.GetVariablesRequest, context: Ctx) -> pb.GetVariablesResponse:
         session_id = await self._authenticate(request, context)
@@ -252,7 +263,7 @@ class VariableServicer(SessionServicer):
             if record is None:
                 response.missing.append(ref)
             else:
-                info = await self._info(record) if request.include_info else None
+                info = await self._info(record, viewer=session_id) if request.include_info else None
                 fill_get_response(response.found[ref], record, info, tracked and record.session_id == session_id)
         return response
 
@@ -264,7 +275,13 @@ class VariableServicer(SessionServicer):
                 rule="max_pattern_length",
             )
         records = await self.store.list_variables(session_id, request.pattern)
-        return pb.ListVariablesResponse(variables=[await self._info(r, request.include_values) for r in records])
+        return pb.ListVariablesResponse(
+            variables=[
+                # a value the owner withdrew its own read of is listed without it
+                await self._info(r, request.include_values and (not r.access_rules or allowed(r, session_id, "read")))
+                for r in records
+            ]
+        )
 
     # ------------------------------------------------------------ writes
 

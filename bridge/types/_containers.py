@@ -111,7 +111,7 @@ class DictType(VariableType):
             raise self.wrong_type(var, value, "a dict")
         self.check_length(len(value), constraints, var, "items")
         result = plain(self, value, var)
-        missing = [k for k in constraints.get("required_keys", ()) if k not in result]
+        missing = [k for k in constraints.get("required_keys") or () if k not in result]  # None: no keys required
         if missing:
             raise self.violation(var, f"missing required keys {missing}", "required_keys")
         return result

@@ -302,3 +302,23 @@ async def test_entries_expire_after_their_ttl_on_the_sessions_clock(
         await session.get_variable("x")  # 2.1 s after the fill: expired, so read again
         assert await server_reads(server, vid) == reads + 1
         assert cache.info()["hits"] == 1
+
+
+def test_the_servers_tracker_is_bounded_when_its_client_reads_nothing() -> None:
+    from bridge import Limits
+    from bridge.server._watch import Tracker
+
+    tracker = Tracker("s", Limits(max_tracked_variables=2))
+    for i in range(10):  # nothing drains its invalidations: as if the client stopped reading
+        tracker.track([f"v{i}"])
+        assert len(tracker.keys) <= 2 and len(tracker.pending) <= 2
+    assert tracker.ended is not None  # the stream ends (UNAVAILABLE): the client flushes and reconnects
+
+
+async def test_an_overlong_ref_is_refused_before_it_is_tracked(session: SessionContext) -> None:
+    from bridge._proto import bridge_pb2 as pb
+
+    tracking = await session._invalidations.current()
+    request = pb.GetVariableRequest(ref="x" * 5000, tracking_id=tracking)
+    with pytest.raises(ValueError, match="characters"):
+        await session._call(session._stub.GetVariable, request, "get_variable")

@@ -26,7 +26,7 @@ async def test_another_session_with_optimize_permission_drives_a_run(new_session
     assert await owner.get_optimization_status("temperature") == status  # the owner sees the tuner's run
     assert await owner.get_variable("temperature") == status["best_value"]
     stranger = await new_session("stranger")
-    with pytest.raises(PermissionError, match=r"may not (read|optimize)"):
+    with pytest.raises(KeyError, match="not found"):  # it may do nothing with it: for it, there is no such variable
         await stranger.start_optimization(var_id, "random", objective=parabola)
 
 

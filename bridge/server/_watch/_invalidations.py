@@ -3,9 +3,10 @@
 A client opens one stream and puts its tracking ID in its reads. A read tracks its ref
 *before* the store is read, so no write can fall between the read and the tracking: every
 later write of a tracked variable becomes an Invalidation on the stream. Pending
-invalidations are kept by variable, latest version winning, so a client that reads its
-stream slowly costs at most one entry per tracked variable; the tracked set is bounded,
-dropping (and invalidating) its least recently read ref.
+invalidations are kept by variable, latest version winning; the tracked set is bounded,
+dropping (and invalidating) its least recently read ref. A client that stops reading its
+stream while more than `max_tracked_variables` invalidations pile up has its stream ended
+with UNAVAILABLE: it flushes its cache and reconnects, which costs it nothing it relied on.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class _Ended(Exception):
     """The hub ended the subscription: the host is shutting down."""
 
 
+class _FellBehind(Exception):
+    """More invalidations are pending than the stream may hold: the client must flush and reconnect."""
+
+
 class Tracker:
     """One Invalidations stream: the refs it tracks, and the invalidations not yet sent. A hub subscriber."""
 
@@ -41,11 +46,13 @@ class Tracker:
         self.limit = limits.max_tracked_variables
         self.keys: dict[str, None] = {}  # names and IDs, least recently read first
         self.pending: dict[str, pb.Invalidation] = {}  # variable ID (or dropped ref) -> its latest invalidation
-        self.ended: BridgeError | _Ended | None = None
+        self.ended: BridgeError | _Ended | _FellBehind | None = None
         self.wake = asyncio.Event()
 
     def track(self, refs: list[str]) -> None:
         """Called by a read, before the store is read."""
+        if self.ended is not None:
+            return
         keys = self.keys
         for ref in refs:
             keys.pop(ref, None)
@@ -54,11 +61,20 @@ class Tracker:
             dropped = next(iter(keys))
             del keys[dropped]
             self.pending[dropped] = pb.Invalidation(name=dropped, reason=pb.INVALIDATION_TRACKING_LIMIT)
+            self._bound()
             self.wake.set()
+
+    def _bound(self) -> None:
+        if len(self.pending) > self.limit and self.ended is None:
+            self.pending.clear()
+            self.keys.clear()
+            self.ended = _FellBehind()
 
     # ------------------------------------------------------------ the hub's side (never blocks, never raises)
 
     def offer(self, item: Published) -> None:
+        if self.ended is not None:
+            return
         keys = self.keys
         for change in item.entry.changes:
             record = change.record
@@ -72,6 +88,7 @@ class Tracker:
                 )
             self.pending.pop(record.id, None)  # re-inserted at the end: sent in the order of the writes
             self.pending[record.id] = invalidation
+            self._bound()
             self.wake.set()
 
     def end(self, error: BridgeError | None) -> None:
@@ -85,7 +102,14 @@ class Tracker:
         while True:
             while not self.pending:
                 if isinstance(self.ended, _Ended):
-                    await _shutting_down(context)
+                    await _shutting_down(context, "the server is shutting down; flush the cache and reconnect")
+                    return
+                if isinstance(self.ended, _FellBehind):
+                    await _shutting_down(
+                        context,
+                        f"more than {self.limit} invalidations were waiting to be read (max_tracked_variables); "
+                        "flush the cache and reconnect",
+                    )
                     return
                 if self.ended is not None:
                     raise self.ended
@@ -97,12 +121,12 @@ class Tracker:
             await context.write(pb.InvalidationsResponse(invalidations=batch))
 
 
-async def _shutting_down(context: Ctx) -> None:
+async def _shutting_down(context: Ctx, why: str) -> None:
     """UNAVAILABLE, which the client answers by flushing its cache and reconnecting."""
     if context.done() or context.cancelled():
         return
     try:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; flush the cache and reconnect")
+        await context.abort(grpc.StatusCode.UNAVAILABLE, why)
     except grpc.aio.AbortError:
         raise
     except Exception:  # the client went away while the server stopped
@@ -140,7 +164,7 @@ class InvalidationServicer(WatchServicer):
         if not tracking_id:
             return None
         tracker = self._trackers.get(tracking_id)
-        if tracker is None or tracker.observer != session_id:  # gone, or another session's: tracks nothing
+        if tracker is None or tracker.observer != session_id or tracker.ended is not None:  # tracks nothing
             return False
         tracker.track(refs)
         return True
