@@ -48,7 +48,7 @@ class Limits:
     max_optimization_waits: int = 256  # WaitOptimization calls parked at once per session
     max_event_log_entries: int = 10_000  # writes each session's event log keeps for resuming watches
     max_event_log_bytes: int = 64 * 1024 * 1024  # per session, values and metadata; the latest write is always kept
-    max_watches_per_session: int = 1_000  # open watch streams on one session's variables
+    max_watches_per_session: int = 1_000  # open watch streams one session opens (on its own or others' variables)
     max_watches: int = 10_000  # open watch streams on the server
     max_watch_refs: int = 10_000  # variables one watch names
     max_watch_buffer: int = 1_000  # writes a watcher may fall behind before its stream ends (it resumes)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 
 from bridge import SessionContext
@@ -114,3 +115,45 @@ async def test_a_value_the_owner_may_not_read_is_listed_without_it(session: Sess
     )
     [info] = await session.list_variables("hidden", include_values=True)
     assert "value" not in info
+
+
+async def test_a_stranger_cannot_use_up_the_owners_watch_quota(new_session: NewSession) -> None:
+    from bridge import BridgeServer, Limits, connect
+
+    server = await BridgeServer(limits=Limits(max_watches_per_session=2)).start()
+    try:
+        async with connect(server.address) as channel:
+            owner = await SessionContext("owner", channel).initialize()
+            vid = await owner.register_variable(
+                "x", "integer", 0, access_rules=[{"session_pattern": "any", "permissions": ["read", "observe"]}]
+            )
+            stranger = await SessionContext("stranger", channel).initialize()
+            watches = [stranger.watch_variable(vid) for _ in range(2)]
+            for watch in watches:
+                await watch.started()
+            with pytest.raises(ValueError, match="opened by session 'stranger'"):
+                await stranger.watch_variable(vid).started()
+            mine = owner.watch_variable("x")  # the owner's own quota is untouched
+            assert await mine.started() >= 1
+            for watch in (*watches, mine):
+                watch.close()
+    finally:
+        await server.stop(1)
+
+
+async def test_a_resumed_watch_replays_only_what_may_be_observed_now(new_session: NewSession) -> None:
+    from bridge._proto import bridge_pb2 as pb
+
+    owner = await new_session("owner")
+    await owner.register_variable(
+        "x", "string", "v0", access_rules=[{"session_pattern": "user_*", "permissions": ["read", "observe"]}]
+    )
+    await owner.set_variable("x", "secret-1")
+    await owner.set_variable_permissions("x", [])  # observe revoked for everyone
+    user = await new_session("user_2")
+    request = pb.WatchRequest(refs=["x"], session_id="owner", from_revision=1)
+    call = user._watch_rpc()(request, metadata=(("authorization", f"Bearer {user.token}"),))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:  # nothing it may observe now: like an unknown session
+        async for _ in call:
+            pass
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND

@@ -35,7 +35,7 @@ async def test_watches_per_session_are_bounded_and_freed_when_closed(limited) ->
     first, second = session.watch_variable("x"), session.watch_variable("x")
     await first.started()
     await second.started()
-    with pytest.raises(LimitExceededError, match="watches on session 'one': 3 exceeds the limit of 2") as info:
+    with pytest.raises(LimitExceededError, match="watches opened by session 'one': 3 exceeds the limit of 2") as info:
         await session.watch_variable("x").started()
     assert info.value.details["rule"] == "max_watches_per_session"
     assert server.servicer.watches.count_for("one") == 2

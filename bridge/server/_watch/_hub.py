@@ -90,6 +90,7 @@ class WatchHubs:
         self._limit_names = limit_names
         self._hubs: dict[str, SessionHub] = {}
         self._subscribers: dict[Subscriber, SessionHub] = {}
+        self._opened_by: dict[str, int] = {}  # observer session -> its open subscriptions
         self._changed = asyncio.Event()
 
     @property
@@ -110,23 +111,28 @@ class WatchHubs:
         """Subscribes to the session's writes from now on; RESOURCE_EXHAUSTED beyond the limits."""
         total, per_session = self._limit_names
         check_count(self.count + 1, getattr(self.limits, total), f"{self.what} on this server", total)
-        hub = self._hubs.get(session_id)
+        observer = subscriber.observer  # counted against who opens it: nobody can use up another's quota
         check_count(
-            (len(hub.subscribers) if hub else 0) + 1,
+            self._opened_by.get(observer, 0) + 1,
             getattr(self.limits, per_session),
-            f"{self.what} on session {session_id!r}",
+            f"{self.what} opened by session {observer!r}",
             per_session,
         )
+        hub = self._hubs.get(session_id)
         if hub is None:
             hub = self._hubs[session_id] = SessionHub(self.store, session_id, self.limits, self._forget)
         hub.subscribers[subscriber] = None
         self._subscribers[subscriber] = hub
+        self._opened_by[observer] = self._opened_by.get(observer, 0) + 1
         self._notify()
 
     def leave(self, subscriber: Subscriber) -> None:
         hub = self._subscribers.pop(subscriber, None)
         if hub is None:
             return
+        left = self._opened_by.pop(subscriber.observer, 1) - 1
+        if left:
+            self._opened_by[subscriber.observer] = left
         hub.subscribers.pop(subscriber, None)
         if not hub.subscribers and self._hubs.get(hub.session_id) is hub:
             hub.end(None)  # nobody left: stop listening

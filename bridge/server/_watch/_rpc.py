@@ -8,6 +8,7 @@ from typing import Any
 from ..._proto import bridge_pb2 as pb
 from ...errors import SessionNotFoundError, ValidationError
 from ...limits import check_count, check_name, check_ref, is_id
+from .._access import allowed, needs_metadata
 from .._servicer import VariableServicer
 from .._sessions import Ctx
 from ._hub import WatchHubs
@@ -66,7 +67,11 @@ class WatchServicer(VariableServicer):
         if any(is_id(ref) for ref in refs):
             raise ValidationError("with session_id, refs are the watched session's variable names", rule="refs")
         _refuse_duplicates(refs)
-        if await self.store.get_session(watched) is None:
+        _, records = await self.store.snapshot(watched, refs) if await self.store.get_session(watched) else (0, {})
+        needing = [record for record in records.values() if needs_metadata(record)]
+        metadata = await self._metadata_for(needing[0], caller) if needing else None
+        if not any(allowed(record, caller, "observe", metadata) for record in records.values()):
+            # An unknown session and one with nothing this caller may observe answer alike: no probing.
             raise SessionNotFoundError(f"session {watched!r} not found", session=watched)
         return WatchTarget(watched, tuple(refs), caller)
 

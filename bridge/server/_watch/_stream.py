@@ -79,6 +79,9 @@ class WatchStream:
         self.sources: dict[str, set[str]] = {}
         self._depends_on: dict[str, tuple[str, ...]] = {}
         self.observer_metadata: dict[str, Any] | None = None
+        self._latest: dict[str, VariableRecord | None] = {}  # each watched name's latest record, as last seen
+        self._visible_now: set[str] = set()  # watched names observable when the stream opened
+        self._catching_up = False
         self.overflowed = False
         self.ended: BridgeError | _Ended | None = None
         self.wake = asyncio.Event()
@@ -92,8 +95,7 @@ class WatchStream:
         if self.overflowed or self.ended is not None:
             return
         picked = self._select(item.entry)
-        if picked is not False:
-            self._retrack(item.entry)
+        self._retrack(item.entry)  # a watched variable's edges change even in versions it may not be shown
         if self.sources:
             framed = self._with_dependencies(item, picked)
             if framed is not None:
@@ -138,6 +140,8 @@ class WatchStream:
         observer = self.target.observer
         if observer is None:  # the owner's own watch: only its own rules can restrict it
             return not record.access_rules or allowed(record, record.session_id, "observe")
+        if self._catching_up and record.name in self.names and record.name not in self._visible_now:
+            return False
         return allowed(record, observer, "observe", self.observer_metadata)
 
     # ------------------------------------------------------------ dependency events
@@ -159,8 +163,10 @@ class WatchStream:
 
     def _retrack(self, entry: LogEntry) -> None:
         for change in entry.changes:
-            if change.record.name in self.names:
-                self._track(change.record.name, change.new.dependencies if change.new is not None else ())
+            name = change.record.name
+            if name in self.names:
+                self._latest[name] = change.new
+                self._track(name, change.new.dependencies if change.new is not None else ())
 
     def _with_dependencies(self, item: Published, picked: tuple[int, ...] | bool | None) -> _Framed | None:
         """The write's message for this watch when it changed a variable a watched one depends on, else None."""
@@ -170,7 +176,9 @@ class WatchStream:
             record = change.record
             dependents = self.sources.get(record.id)
             if dependents and record.name not in self.names and self._observable(record):
-                extra[i] = sorted(dependents)
+                shown = sorted(d for d in dependents if self._dependent_observable(d))  # never reveal a hidden one
+                if shown:
+                    extra[i] = shown
         if not extra:
             return None
         events = []
@@ -196,13 +204,20 @@ class WatchStream:
             self.hubs.leave(self)
 
     async def _load_dependencies(self) -> None:
-        """The watched variables' edges as they are now, and the observer's metadata for conditional rules."""
+        """The watched variables as they are now: their edges, which of them the observer may observe
+        now (a resumed watch replays only those), and the observer's metadata for conditional rules."""
         _, records = await self.store.snapshot(self.target.session_id, self.target.names)
-        for name, record in records.items():
-            self._track(name, record.dependencies)
         if self.target.observer is not None:
             session = await self.store.get_session(self.target.observer)
             self.observer_metadata = dict(session.metadata) if session is not None else None
+        for name, record in records.items():
+            self._latest[name] = record
+            self._track(name, record.dependencies)
+        self._visible_now = {name for name, record in records.items() if self._observable(record)}
+
+    def _dependent_observable(self, name: str) -> bool:
+        record = self._latest.get(name)
+        return record is not None and self._observable(record)
 
     def _header(self, history_id: str, oldest: int, missing: Sequence[str] = ()) -> pb.WatchHeader:
         return pb.WatchHeader(
@@ -248,14 +263,18 @@ class WatchStream:
             )
         await self.context.write(header(log.revision, self._header(log.history_id, log.oldest_revision)))
         self.position = start
-        while True:
-            page = await self.store.event_log(session_id, self.position, CATCH_UP_PAGE)
-            for entry in page.entries:
-                await self._send_logged(entry)
-            if len(page.entries) < CATCH_UP_PAGE:
-                if not self.overflowed:
-                    return  # every later write is in the buffer
-                self.overflowed = False  # the buffer lost writes while we caught up: read on from the log
+        self._catching_up = True  # replayed writes need the observer's permission now, as well as then
+        try:
+            while True:
+                page = await self.store.event_log(session_id, self.position, CATCH_UP_PAGE)
+                for entry in page.entries:
+                    await self._send_logged(entry)
+                if len(page.entries) < CATCH_UP_PAGE:
+                    if not self.overflowed:
+                        return  # every later write is in the buffer
+                    self.overflowed = False  # the buffer lost writes while we caught up: read on from the log
+        finally:
+            self._catching_up = False
 
     async def _send_logged(self, entry: LogEntry) -> None:
         picked = self._select(entry)
