@@ -9,11 +9,10 @@ evaluations always precede its entry. Outside a run, `record_evaluation` does no
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import math
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -26,16 +25,22 @@ class EvaluationCalls(Protocol):
     ) -> None: ...
 
 
+#: Most evaluations one iteration records; later ones are counted but not sent.
+MAX_EVALUATIONS_PER_ITERATION = 1_000
+
+
 class TrialContext:
-    """The iteration being evaluated: where its evaluations go."""
+    """The iteration being evaluated: where its evaluations go, in order, one call at a time."""
 
     def __init__(self, calls: EvaluationCalls, iteration: int, loop: asyncio.AbstractEventLoop) -> None:
         self.iteration = iteration
+        self.dropped = 0
         self._calls = calls
         self._loop = loop
         self._count = 0
         self._lock = threading.Lock()
-        self._pending: list[asyncio.Future[None] | concurrent.futures.Future[None]] = []
+        self._queue: asyncio.Queue[tuple[int, float | None, dict[str, Any]] | None] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
 
     def record_evaluation(self, score: float | None, metrics: Mapping[str, Any] | None = None) -> int:
         """Records one evaluation (thread-safe); returns its number within the iteration."""
@@ -45,35 +50,52 @@ class TrialContext:
         with self._lock:
             self._count += 1
             number = self._count
-        send = self._send(number, None if score is None else float(score), dict(metrics or {}))
+            if number > MAX_EVALUATIONS_PER_ITERATION:
+                self.dropped += 1
+                return number
+        item = (number, None if score is None else float(score), dict(metrics or {}))
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        future: asyncio.Future[None] | concurrent.futures.Future[None]
         if running is self._loop:
-            future = self._loop.create_task(send)
+            self._enqueue(item)
         else:
-            future = asyncio.run_coroutine_threadsafe(send, self._loop)
-        with self._lock:
-            self._pending.append(future)
+            self._loop.call_soon_threadsafe(self._enqueue, item)
         return number
 
-    async def _send(self, number: int, score: float | None, metrics: dict[str, Any]) -> None:
-        try:
-            await self._calls.record_evaluation(self.iteration, number, score, metrics)
-        except Exception as exc:  # a lost evaluation entry must not fail the iteration
-            log.warning("evaluation %d of iteration %d not recorded: %s", number, self.iteration, exc)
+    def _enqueue(self, item: tuple[int, float | None, dict[str, Any]]) -> None:
+        """On the loop: queue it; one sender sends them in order, so a burst cannot overrun the channel."""
+        self._queue.put_nowait(item)
+        if self._sender is None:
+            self._sender = self._loop.create_task(self._send_all())
+
+    async def _send_all(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            number, score, metrics = item
+            try:
+                await self._calls.record_evaluation(self.iteration, number, score, metrics)
+            except Exception as exc:  # a lost evaluation entry must not fail the iteration
+                log.warning("evaluation %d of iteration %d not recorded: %s", number, self.iteration, exc)
 
     async def drain(self) -> None:
-        """Waits until every evaluation recorded so far has been sent."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        waits: list[Awaitable[None]] = [
-            f if isinstance(f, asyncio.Future) else asyncio.wrap_future(f, loop=self._loop) for f in pending
-        ]
-        if waits:
-            await asyncio.gather(*waits)
+        """Waits until every evaluation recorded so far has been sent (call on the loop, after the objective)."""
+        # Enqueues from the objective's thread were scheduled before its completion was: they have run.
+        if self._sender is None:
+            return
+        self._queue.put_nowait(None)
+        await self._sender
+        self._sender = None
+        if self.dropped:
+            log.warning(
+                "iteration %d recorded %d evaluations beyond the %d kept",
+                self.iteration,
+                self.dropped,
+                MAX_EVALUATIONS_PER_ITERATION,
+            )
 
 
 _current: ContextVar[TrialContext | None] = ContextVar("dspex_trial", default=None)

@@ -432,7 +432,8 @@ class OptimizationServicer(VariableServicer):
         score = request.score if request.HasField("score") else None
         if score is not None and not math.isfinite(score):
             raise ValidationError(f"{run.id}: evaluation score {score} is not finite", rule="score")
-        size = request.metrics.ByteSize()
+        # Each entry costs its metrics, its candidate and a fixed overhead, so empty ones are bounded too.
+        size = request.metrics.ByteSize() + sum(len(str(v)) for v in (run.candidate or {}).values()) + ENTRY_BYTES
         if size > self.limits.max_trial_bytes:
             raise LimitExceededError(
                 f"{run.id}: an evaluation carries {size} bytes of metrics; the limit is {self.limits.max_trial_bytes}",
@@ -455,8 +456,11 @@ class OptimizationServicer(VariableServicer):
             "evaluation",
             request.evaluation,
         )
+        renew = self._renewal()
+        run = await self._change(  # from the run as it is now: concurrent evaluations add up, none is lost
+            run.id, lambda current: _charged(renew(current), size, self.limits.max_optimization_history_bytes)
+        )
         await self.store.add_trial(evaluation)
-        run = await self._change(run.id, self._renewal(trial_bytes=run.trial_bytes + size))
         return self._ack(run, 0)
 
     async def RenewOptimization(self, request: pb.RenewOptimizationRequest, context: Ctx) -> pb.OptimizationAck:
@@ -619,6 +623,18 @@ class OptimizationServicer(VariableServicer):
         if run.best_score is not None:
             status.best_score = run.best_score
         return status
+
+
+#: What one history entry costs beyond its metrics and candidate, counted against the run's budget.
+ENTRY_BYTES = 64
+
+
+def _charged(run: OptimizationRecord, size: int, budget: int) -> OptimizationRecord:
+    if run.trial_bytes + size > budget:
+        raise LimitExceededError(
+            f"{run.id}: its history would exceed {budget} bytes", rule="max_optimization_history_bytes"
+        )
+    return run._replace(trial_bytes=run.trial_bytes + size)
 
 
 def _better(score: float, best: float, direction: str) -> bool:

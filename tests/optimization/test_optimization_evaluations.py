@@ -61,3 +61,43 @@ async def test_the_server_refuses_an_evaluation_of_no_iteration_in_progress(sess
     request = pb.RecordEvaluationRequest(optimization_id=status["optimization_id"], iteration=1, evaluation=1)
     with pytest.raises(ValueError):  # the run has ended
         await session._call(session._stub.RecordEvaluation, request, "record_evaluation")
+
+
+async def test_a_burst_of_evaluations_arrives_whole_and_in_order(session: SessionContext) -> None:
+    await session.register_variable("w", "float", 0.5, constraints={"min": 0.0, "max": 1.0})
+
+    def objective(w: float) -> float:
+        for k in range(600):  # far more than could be in flight at once
+            record_evaluation(float(k))
+        return w
+
+    await session.start_optimization("w", "random", max_iterations=2, objective=objective, seed=2)
+    await asyncio.wait_for(session.wait_optimization("w"), 60)
+    full = await session.get_optimization_history("w", limit=10_000, include_evaluations=True)
+    for iteration in (1, 2):
+        numbers = [h["evaluation"] for h in full if h["iteration"] == iteration and h["kind"] == "evaluation"]
+        assert numbers == list(range(1, 601))
+
+
+async def test_evaluations_without_metrics_still_count_against_the_history_budget() -> None:
+    from bridge import BridgeServer, Limits, connect
+
+    server = await BridgeServer(limits=Limits(max_optimization_history_bytes=4_000)).start()
+    try:
+        async with connect(server.address) as channel:
+            session = await SessionContext("budget", channel).initialize()
+            await session.register_variable("v", "float", 0.5, constraints={"min": 0.0, "max": 1.0})
+
+            def objective(v: float) -> float:
+                for _ in range(200):
+                    record_evaluation(None)
+                return v
+
+            await session.start_optimization("v", "random", max_iterations=1, objective=objective, seed=0)
+            await asyncio.wait_for(session.wait_optimization("v"), 60)
+            full = await session.get_optimization_history("v", limit=10_000, include_evaluations=True)
+            kept = [h for h in full if h["kind"] == "evaluation"]
+            assert 0 < len(kept) < 200  # the budget stopped them: each entry costs at least 64 bytes
+            await session.close()
+    finally:
+        await server.stop(1)
