@@ -274,6 +274,13 @@ class VariableCache:
         current = self._entries.get(variable_id)
         if current is not None and current.version > version:
             return False
+        aliased = self._alias.get(name)
+        if aliased is not None and aliased != variable_id:
+            # The name now means another variable than the one cached (deleted and re-created), or this
+            # reply is of the old one: which is current is unknown here, so neither is kept.
+            self._drop(aliased)
+            self._alias.pop(name, None)
+            return False
         expires = self._clock() + self.ttl
         value, copier = _frozen(value)  # the caller keeps its own object: mutating it changes nothing here
         if current is not None:
@@ -322,7 +329,10 @@ class VariableCache:
     # ------------------------------------------------------------ invalidation
 
     def subscribe_invalidation(self, var_id: str, callback: Invalidated) -> str:
-        """`callback(var_id, reason)` (sync or async) runs whenever the variable is invalidated."""
+        """`callback(var_id, reason)` (sync or async) runs whenever the variable is invalidated.
+
+        `var_id` may be the variable's ID or its name (a SessionContext invalidates by both).
+        """
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         sub = f"sub_{next(self._ids)}"
@@ -398,7 +408,11 @@ class VariableCache:
         return count
 
     async def _notify(self, vid: str, name: str, reason: str) -> None:
-        for callback in list(self._invalidation_callbacks.get(vid, {}).values()):
+        """Runs the callbacks subscribed by the variable's ID and by its name."""
+        callbacks = dict(self._invalidation_callbacks.get(vid, {}))
+        if name != vid:
+            callbacks.update(self._invalidation_callbacks.get(name, {}))
+        for callback in list(callbacks.values()):
             result = callback(vid, reason)
             if inspect.isawaitable(result):
                 await result

@@ -89,6 +89,11 @@ class InvalidationStream:
         while (self.tracking_id is not None) != up:
             await self._changed.wait()
 
+    def reopen(self) -> None:
+        """After close(): the SessionContext was initialized again, so reads may open a stream again."""
+        if self._closed:
+            self._closed, self._task, self._retry_at = False, None, 0.0
+
     def close(self) -> None:
         """Ends the stream and flushes the cache: the SessionContext is closing."""
         self._closed = True

@@ -150,6 +150,7 @@ class SessionContext(
         self.ttl_seconds = response.ttl_seconds
         self.max_message_bytes = response.max_message_bytes
         self._token = response.token
+        self._invalidations.reopen()
         return self
 
     async def heartbeat(self) -> dict[str, Any]:

@@ -322,3 +322,11 @@ async def test_an_overlong_ref_is_refused_before_it_is_tracked(session: SessionC
     request = pb.GetVariableRequest(ref="x" * 5000, tracking_id=tracking)
     with pytest.raises(ValueError, match="characters"):
         await session._call(session._stub.GetVariable, request, "get_variable")
+
+
+async def test_a_session_initialized_again_after_close_caches_again(session: SessionContext) -> None:
+    await session.register_variable("x", "integer", 1)
+    await session.close()
+    await session.initialize()  # resumes with its token
+    await session.get_variable("x")
+    assert "x" in session.cache

@@ -166,3 +166,20 @@ def test_changing_policy_or_shrinking_keeps_the_size_bound() -> None:
     cache = filled("lru")
     cache.configure(eviction_policy="lfu", max_size=2)
     assert len(cache) == 2 and cache.info()["eviction_policy"] == "lfu" and cache.info()["max_size"] == 2
+
+
+def test_a_name_that_now_means_another_variable_keeps_neither() -> None:
+    cache = VariableCache(ttl=60, clock=Clock())
+    cache.store("id_new", "x", "new value", 1)  # x was re-created as id_new ...
+    assert not cache.store("id_old", "x", "old value", 7)  # ... and a late reply of the deleted id_old arrives
+    assert cache.lookup("x") is MISSING and "id_new" not in cache  # the next read asks the server
+    assert cache.store("id_new", "x", "new value", 1) and cache.lookup("x") == "new value"
+
+
+async def test_subscriptions_by_name_fire_too() -> None:
+    cache = VariableCache(ttl=60, clock=Clock())
+    cache.store("id_x", "x", 1, 1)
+    seen: list[tuple[str, str]] = []
+    cache.subscribe_invalidation("x", lambda vid, reason: seen.append((vid, reason)))
+    await cache.invalidate("id_x", "written", version=2, name="x")
+    assert seen == [("id_x", "written")]
