@@ -92,14 +92,14 @@ class InterchangeMethods:
         A corrupt, truncated or hostile file raises ValueError naming the problem.
         """
         from ..interchange import MERGE_STRATEGIES, check_document, decode
-        from ..interchange._wire import import_requests
+        from ..interchange._wire import import_requests, rebind_own_rules
 
         if merge_strategy not in MERGE_STRATEGIES:
             raise ValidationError(
                 f"merge_strategy must be one of {', '.join(MERGE_STRATEGIES)}; got {merge_strategy!r}",
                 rule="merge_strategy",
             )
-        document = check_document(decode(data, format, allow_pickle=allow_pickle))
+        document = rebind_own_rules(check_document(decode(data, format, allow_pickle=allow_pickle)), self.session_id)
         first, rest = import_requests(document, merge_strategy, atomic, dry_run)
         stream = self.channel.stream_unary(  # the messages come serialized (see _wire)
             IMPORT_METHOD, response_deserializer=pb.ImportVariablesResponse.FromString

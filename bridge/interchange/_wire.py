@@ -200,7 +200,27 @@ def _trial(entry: pb.TrialEntry) -> dict[str, Any]:
         "state": entry.state,
         "error": entry.error,
         "timestamp": iso(entry.timestamp),
+        **({"kind": "evaluation", "evaluation": entry.evaluation} if entry.kind == "evaluation" else {}),
     }
+
+
+def rebind_own_rules(document: dict[str, Any], session_id: str) -> dict[str, Any]:
+    """The document with each rule naming the exporting session renamed to the importing one.
+
+    Such a rule restricted the owner itself (a frozen configuration): imported as it was, it would
+    grant the old owner access instead, so it is made to restrict the new owner the same way.
+    """
+    source = document.get("session_id")
+    if not source or source == session_id:
+        return document
+    variables = []
+    for var in document.get("variables", ()):
+        rules = var.get("access_rules") or ()
+        if any(rule.get("session_pattern") == source for rule in rules):
+            renamed = [{**r, "session_pattern": session_id} if r.get("session_pattern") == source else r for r in rules]
+            var = {**var, "access_rules": renamed}
+        variables.append(var)
+    return {**document, "variables": variables}
 
 
 def import_requests(

@@ -205,7 +205,12 @@ class InterchangeServicer(OptimizationServicer):
         item = pb.ExportedRun(run=self._status(run))
         for trial in trials:
             entry = item.trials.add(
-                optimization_id=trial.optimization_id, iteration=trial.iteration, state=trial.state, error=trial.error
+                optimization_id=trial.optimization_id,
+                iteration=trial.iteration,
+                state=trial.state,
+                error=trial.error,
+                kind=trial.kind,
+                evaluation=trial.evaluation,
             )
             _micro_timestamp(trial.timestamp, entry.timestamp)
             map_into(entry.candidate, trial.candidate, self.limits)

@@ -373,3 +373,44 @@ async def test_a_bad_dependency_type_fails_its_variable(channel: grpc.aio.Channe
         await (await fresh(channel)).import_variables(
             encode(_doc({"name": "x", "type": "float", "value": 1.0, "dependencies": [{"name": 3}]}), "json")
         )
+
+
+async def test_a_frozen_variable_stays_frozen_for_its_new_owner(new_session) -> None:
+    alice = await new_session("alice")
+    await alice.register_variable("cfg", "float", 0.5)
+    await alice.set_variable_permissions("cfg", [{"session_pattern": "alice", "permissions": ["read"]}])
+    data = await alice.export_variables()
+    bob = await new_session("bob")
+    await bob.import_variables(data)
+    [info] = await bob.list_variables("cfg")
+    assert [r["session_pattern"] for r in info["access_rules"]] == ["bob"]  # it restricts bob, not grants alice
+    with pytest.raises(PermissionError):
+        await bob.set_variable("cfg", 0.9)
+    with pytest.raises(KeyError):
+        await alice.get_variable(info["id"])
+
+
+async def test_an_export_with_history_keeps_evaluation_entries(session) -> None:
+    import asyncio
+
+    from bridge.interchange import decode
+    from bridge.optimization import record_evaluation
+
+    await session.register_variable("x", "float", 0.5, constraints={"min": 0.0, "max": 1.0})
+
+    def objective(x: float) -> float:
+        record_evaluation(x / 2, {"description": "inner"})
+        return x
+
+    await session.start_optimization("x", "random", max_iterations=2, objective=objective, seed=0)
+    await asyncio.wait_for(session.wait_optimization("x"), 30)
+    document = decode(await session.export_variables(include_history=True), "json")
+    [run] = [r for v in document["variables"] for r in v.get("optimization_runs", ())] or document.get(
+        "optimization_runs", []
+    )
+    assert [(t["iteration"], t.get("kind", "trial")) for t in run["trials"]] == [
+        (1, "evaluation"),
+        (1, "trial"),
+        (2, "evaluation"),
+        (2, "trial"),
+    ]
