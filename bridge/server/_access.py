@@ -118,8 +118,20 @@ def _timestamp(text: str) -> float:
     return moment.timestamp()
 
 
+#: Most conditions one rule may have, and the longest key or value.
+MAX_CONDITIONS = 16
+MAX_CONDITION_CHARS = 256
+
+
 def _check_conditions(conditions: Mapping[str, str], var: str) -> None:
+    check_count(len(conditions), MAX_CONDITIONS, f"{var}: conditions of one access rule", "max_conditions")
     for key, value in conditions.items():
+        if len(key) > MAX_CONDITION_CHARS or len(value) > MAX_CONDITION_CHARS:
+            raise ValidationError(
+                f"{var}: access rule condition keys and values are at most {MAX_CONDITION_CHARS} characters",
+                variable=var,
+                rule="access_rules",
+            )
         if key == EXPIRES_AT:
             try:
                 _timestamp(value)
