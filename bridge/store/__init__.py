@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
 from ..errors import ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._interface import Listener, Store, Transaction
@@ -23,16 +26,61 @@ from ._records import (
     VariableStatsRecord,
 )
 
-#: Backends by the name `dspex serve --store NAME` takes.
-BACKENDS: dict[str, type[Store]] = {"memory": MemoryStore}
+if TYPE_CHECKING:
+    from ._sqlite import SQLiteStore
 
 
-def open_store(name: str = "memory", limits: Limits = DEFAULT_LIMITS) -> Store:
-    try:
-        backend = BACKENDS[name]
-    except KeyError:
-        raise ValidationError(f"unknown store {name!r}; available: {', '.join(BACKENDS)}", rule="store") from None
-    return backend(limits)
+class Backend(NamedTuple):
+    """A kind of store, opened from the part of its spec after the scheme (`sqlite:PATH` -> PATH)."""
+
+    #: How a spec of it is written, for help and errors: `scheme`, or `scheme:LOCATION`.
+    form: str
+    #: (location, limits, **options) -> a new store.
+    open: Callable[..., Store]
+
+
+def _open_memory(location: str, limits: Limits, **options: Any) -> Store:
+    if options:
+        raise ValidationError(f"the memory store takes no options (given: {', '.join(options)})", rule="store")
+    return MemoryStore(limits)
+
+
+def _open_sqlite(location: str, limits: Limits, **options: Any) -> Store:
+    from ._sqlite import SQLiteStore  # sqlite3 is loaded by a server that uses it, not by `import bridge`
+
+    return SQLiteStore(location, limits, **options)
+
+
+#: Backends by the scheme of the spec `dspex serve --store SPEC` takes (`memory`, `sqlite:PATH`).
+BACKENDS: dict[str, Backend] = {
+    "memory": Backend("memory", _open_memory),
+    "sqlite": Backend("sqlite:PATH", _open_sqlite),
+}
+
+
+def parse_store(spec: str) -> tuple[Backend, str]:
+    """The backend a spec names, and its location; ValidationError naming the accepted forms otherwise."""
+    scheme, _, location = spec.partition(":")
+    backend = BACKENDS.get(scheme)
+    if backend is None or bool(location) != (":" in backend.form):
+        forms = " or ".join(b.form for b in BACKENDS.values())
+        what = "unknown store" if backend is None else f"the {scheme} store is written {backend.form}, not"
+        raise ValidationError(f"{what} {spec!r}: use {forms}", rule="store")
+    return backend, location
+
+
+def open_store(spec: str = "memory", limits: Limits = DEFAULT_LIMITS, **options: Any) -> Store:
+    """A store from its spec: `memory`, or `sqlite:PATH` (options: `synchronous`, see SQLiteStore)."""
+    backend, location = parse_store(spec)
+    return backend.open(location, limits, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SQLiteStore":
+        from ._sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -41,12 +89,14 @@ __all__ = [
     "RUNNING",
     "RUN_STATES",
     "AccessRuleRecord",
+    "Backend",
     "Change",
     "EventLog",
     "Listener",
     "LogEntry",
     "MemoryStore",
     "OptimizationRecord",
+    "SQLiteStore",
     "SessionRecord",
     "SessionSnapshot",
     "Store",
@@ -56,4 +106,5 @@ __all__ = [
     "VariableRecord",
     "VariableStatsRecord",
     "open_store",
+    "parse_store",
 ]

@@ -1,0 +1,488 @@
+"""The durable embedded store: one SQLite file (WAL), which outlives the server process.
+
+Everything the memory store holds is in the file: sessions with their token hashes, every
+variable with every field and every retained version, read and write counts, each session's
+revision and event log (with its history ID), optimization runs and their iterations, and the
+store's own ID, made with the file, so that a restarted server is recognised as the same store.
+
+The server process is the file's only user (see `_sqlite_schema.lock`). SQLite calls run off
+the event loop: writes on one writer thread with its own connection, reads on a reader thread
+with another, which WAL lets read while the writer commits. A transaction's body runs on the
+event loop holding its session's lock; its staged writes then commit as one SQLite transaction
+under one new revision, and only then are they published to listeners, in revision order.
+Sessions (bounded by `Limits.max_sessions`) and their revisions are also kept in memory, so
+that authenticating a call costs no query, and so are recently used variables' current records
+(`_sqlite_cache`), so that a read or a write's look at the record it replaces usually costs none.
+
+Read counts are the one thing written late: they are gathered in memory and flushed at most
+`READ_FLUSH_SECONDS` later (and on close), so a read costs no commit; a crash may lose the last
+second's counts, never a value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import RevisionCompactedError, SessionNotFoundError
+from ..limits import DEFAULT_LIMITS, Limits
+from . import _sqlite_reads as reads
+from ._interface import Listener, Store, Transaction
+from ._records import (
+    Change,
+    EventLog,
+    LogEntry,
+    OptimizationRecord,
+    SessionRecord,
+    SessionSnapshot,
+    TrialRecord,
+    VariableRecord,
+    VariableStatsRecord,
+)
+from ._sqlite_cache import RecordCache
+from ._sqlite_schema import check_synchronous, connect, lock, prepare
+from ._sqlite_thread import After, ConnectionThread
+from ._sqlite_writes import Published, Staged, Writes
+
+T = TypeVar("T")
+log = logging.getLogger("dspex.store")
+_new_tuple = tuple.__new__
+
+#: Seconds a served read may wait before its count is written.
+READ_FLUSH_SECONDS = 1.0
+#: Variables whose read counts wait at once before a flush is forced.
+MAX_PENDING_READ_COUNTS = 10_000
+#: `PRAGMA synchronous` when none is given: an acknowledged write survives power loss (docs/stores.md).
+DEFAULT_SYNCHRONOUS = "full"
+
+
+@dataclass(slots=True, eq=False)
+class _Session:
+    record: SessionRecord
+    revision: int
+    #: Held by a transaction from its body's start until its commit is published.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    listeners: list[Listener] = field(default_factory=list)
+
+
+class _SQLiteTransaction(Transaction):
+    """Reads go through the store (its cache, else the file), and each committed record read is remembered:
+    nothing else writes the session while the transaction holds it. Writes are staged here until the commit."""
+
+    def __init__(self, store: SQLiteStore, session: _Session) -> None:
+        self._store = store
+        self._session_id = session.record.session_id
+        self.revision = session.revision + 1
+        self.now = time.time()
+        self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
+        self.deleted_by: dict[str, str] = {}
+        self.restored: dict[str, Sequence[VariableRecord]] = {}
+        self._staged_names: dict[str, str] = {}  # name -> variable ID, for staged records
+        self._by_ref: dict[str, VariableRecord | None] = {}  # committed lookups by name or ID
+        self.known: dict[str, VariableRecord] = {}  # variable ID -> its committed record, as read
+
+    async def _committed(self, ref: str) -> VariableRecord | None:
+        if ref in self._by_ref:
+            return self._by_ref[ref]
+        record = await self._store.get_variable(self._session_id, ref)
+        self._by_ref[ref] = record
+        if record is not None:
+            self.known[record.id] = record
+        return record
+
+    async def get(self, ref: str) -> VariableRecord | None:
+        vid = self._staged_names.get(ref)
+        if vid is not None:
+            return self.staged[vid]
+        if ref in self.staged:
+            return self.staged[ref]
+        record = await self._committed(ref)
+        if record is not None and record.id in self.staged:
+            return self.staged[record.id]
+        return record
+
+    async def variable_count(self) -> int:
+        count, existing = await self._store._read(reads.count_variables, self._session_id, list(self.staged))
+        for vid, record in self.staged.items():
+            count += (record is not None) - (vid in existing)
+        return count
+
+    def put(self, record: VariableRecord) -> None:
+        self.staged[record.id] = record
+        self._staged_names[record.name] = record.id
+
+    def restore(self, record: VariableRecord, history: Sequence[VariableRecord]) -> None:
+        vid = record.id
+        exists = self.staged[vid] is not None if vid in self.staged else vid in self.known
+        if exists:  # a variable this transaction has not looked at is checked again at commit
+            raise ValueError(f"restore() creates variables; {record.name!r} exists")
+        self.put(record)
+        self.restored[vid] = history
+
+    def delete(self, record: VariableRecord, writer: str | None = None) -> None:
+        self.restored.pop(record.id, None)
+        self.staged[record.id] = None
+        self._staged_names[record.name] = record.id
+        self.deleted_by[record.id] = writer if writer is not None else record.session_id
+
+    async def dependents(self, variable_id: str) -> list[str]:
+        current = await self._store._read(reads.dependents, self._session_id, variable_id)
+        current.update(self.staged)
+        return sorted(r.name for r in current.values() if r is not None and variable_id in r.dependencies)
+
+    def items(self) -> list[Staged]:
+        return [
+            Staged(vid, record, self.deleted_by.get(vid, ""), self.restored.get(vid, ()), vid in self.restored)
+            for vid, record in self.staged.items()
+        ]
+
+
+class SQLiteStore(Store):
+    """Sessions, variables, history, event logs and optimization runs in one SQLite file at `path`.
+
+    `synchronous` is SQLite's `PRAGMA synchronous` for commits: "full" (the default) syncs the
+    write-ahead log on every commit, so an acknowledged write survives power loss; "normal" syncs
+    only at checkpoints, so it survives the process dying (SIGKILL included) but a power loss may
+    take the last writes. Raises DatabaseInUseError if another process has the file open.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS, synchronous: str = DEFAULT_SYNCHRONOUS
+    ) -> None:
+        super().__init__(limits)
+        self.path = Path(path)
+        self.synchronous = check_synchronous(synchronous)
+        self._lock_fd = lock(self.path)
+        writer = reader = None
+        try:
+            self.store_id = prepare(self.path)
+            writer = ConnectionThread("dspex-sqlite-writer", lambda: connect(self.path, synchronous))
+            reader = ConnectionThread("dspex-sqlite-reader", lambda: connect(self.path, "normal", read_only=True))
+            loaded = reader.call(reads.sessions)
+        except BaseException as exc:
+            for thread in (writer, reader):
+                if thread is not None:
+                    thread.stop()
+            os.close(self._lock_fd)
+            if isinstance(exc, sqlite3.Error):
+                raise OSError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+            raise
+        self._writer, self._reader = writer, reader
+        self._writes = Writes(limits)
+        self._cache = RecordCache()
+        self._sessions = {record.session_id: _Session(record, revision) for record, revision in loaded}
+        self._pending_reads: dict[str, int] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def _stop_threads(self) -> None:
+        self._writer.stop()
+        self._reader.stop()
+
+    def _write(self, fn: Callable[..., T], *args: Any, after: After | None = None) -> asyncio.Future[T]:
+        if self._closed:
+            raise RuntimeError(f"SQLite store {str(self.path)!r} is closed")
+        return self._writer.submit(fn, *args, after=after)
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        if self._closed:
+            raise RuntimeError(f"SQLite store {str(self.path)!r} is closed")
+        return self._reader.submit(fn, *args)
+
+    # -- sessions
+
+    async def create_session(self, record: SessionRecord) -> bool:
+        session_id = record.session_id
+        if session_id in self._sessions:
+            return False
+        session = self._sessions[session_id] = _Session(record, 0)  # taken now: a concurrent create gets False
+        try:
+            await self._write(self._writes.create_session, record, secrets.token_hex(8))
+        except BaseException:
+            if self._sessions.get(session_id) is session:
+                del self._sessions[session_id]
+            raise
+        return True
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        session = self._sessions.get(session_id)
+        return session.record if session else None
+
+    async def revision(self, session_id: str) -> int:
+        session = self._sessions.get(session_id)
+        return session.revision if session else 0
+
+    async def touch_session(self, session_id: str, now: float) -> None:
+        session = self._sessions.get(session_id)
+        if session:
+            session.record = record = session.record._replace(last_seen=now)
+            await self._write(self._writes.save_session, record)
+
+    async def delete_session(self, session_id: str) -> int:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return 0
+        async with session.lock:
+            try:
+                deleted = await self._write(self._writes.delete_session, session_id)
+            except BaseException:
+                self._sessions.setdefault(session_id, session)  # still in the file: keep serving it
+                raise
+            self._cache.writes += 1
+            self._cache.drop_session(session_id)
+            listeners, session.listeners = session.listeners, []
+            for listener in listeners:
+                listener(None)
+            return deleted
+
+    async def session_ids(self) -> list[str]:
+        return list(self._sessions)
+
+    def _session(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
+        return session
+
+    # -- writes
+
+    async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> tuple[T, int]:
+        session = self._session(session_id)
+        await session.lock.acquire()
+        committing: asyncio.Future[list[Published]] | None = None
+        try:
+            txn = _SQLiteTransaction(self, session)
+            result = await body(txn)
+            if not txn.staged:
+                return result, txn.revision - 1
+            if self._sessions.get(session_id) is not session:
+                raise SessionNotFoundError(f"session {session_id!r} ended during the write", session=session_id)
+            committing = self._write(
+                self._writes.commit,
+                session_id,
+                txn.revision,
+                txn.now,
+                txn.items(),
+                txn.known,
+                after=lambda published, error: self._committed(session, txn, published, error),
+            )
+        finally:
+            if committing is None:
+                session.lock.release()
+        await committing  # cancelled or not, `_committed` publishes the write and releases the session
+        return result, txn.revision
+
+    def _committed(
+        self, session: _Session, txn: _SQLiteTransaction, published: list[Published] | None, error: BaseException | None
+    ) -> None:
+        """On the event loop, once a commit is done: the revision moves on and listeners get the write, before
+        the next transaction of the session may start."""
+        try:
+            if error is not None or published is None:
+                return
+            session.revision = txn.revision
+            cache = self._cache
+            cache.writes += 1
+            for vid, record in txn.staged.items():
+                if record is None:
+                    cache.drop(vid)
+                    self._pending_reads.pop(vid, None)
+                else:
+                    cache.put(record)
+            if session.listeners:
+                entry = _new_tuple(
+                    LogEntry, (txn.revision, txn.now, tuple([_new_tuple(Change, change) for change in published]))
+                )
+                for listener in list(session.listeners):
+                    try:
+                        listener(entry)
+                    except Exception:  # a listener's bug must not fail the write, nor hold the session
+                        log.exception("store listener failed", extra={"session": session.record.session_id})
+        finally:
+            session.lock.release()
+
+    # -- reads
+
+    async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
+        cached = self._cache.get(session_id, ref)
+        if cached is not None:
+            return cached
+        writes = self._cache.writes
+        record = await self._read(reads.get_variable, session_id, ref)
+        if record is not None and self._cache.writes == writes:  # no write landed meanwhile: still current
+            self._cache.put(record)
+        return record
+
+    async def get_variable_by_id(self, variable_id: str) -> VariableRecord | None:
+        cached = self._cache.get_by_id(variable_id)
+        if cached is not None:
+            return cached
+        writes = self._cache.writes
+        record = await self._read(reads.get_variable_by_id, variable_id)
+        if record is not None and self._cache.writes == writes:
+            self._cache.put(record)
+        return record
+
+    async def get_variables(self, session_id: str, refs: list[str]) -> dict[str, VariableRecord]:
+        cache = self._cache
+        found = {ref: record for ref in refs if (record := cache.get(session_id, ref)) is not None}
+        missing = [ref for ref in refs if ref not in found]
+        if missing:
+            writes = cache.writes
+            read = await self._read(reads.get_variables, session_id, missing)
+            if cache.writes == writes:
+                for record in read.values():
+                    cache.put(record)
+            found.update(read)
+        return {ref: found[ref] for ref in refs if ref in found}
+
+    async def snapshot(self, session_id: str, names: Iterable[str]) -> tuple[int, dict[str, VariableRecord]]:
+        self._session(session_id)
+        found = await self._read(reads.snapshot, session_id, list(names))
+        if found is None:
+            raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
+        return found
+
+    async def export_snapshot(
+        self, session_id: str, select: Callable[[str], bool] | None = None, include_history: bool = False
+    ) -> SessionSnapshot:
+        self._session(session_id)
+        snap = await self._read(reads.export_snapshot, session_id, select, include_history)
+        if snap is None:
+            raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
+        return snap
+
+    async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
+        return await self._read(reads.list_variables, session_id, pattern)
+
+    async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
+        return await self._read(reads.history, variable_id, limit, offset)
+
+    async def count_reads(self, variable_ids: list[str]) -> None:
+        pending = self._pending_reads
+        for vid in variable_ids:
+            pending[vid] = pending.get(vid, 0) + 1
+        if len(pending) >= MAX_PENDING_READ_COUNTS:
+            self._flush_reads()
+        elif self._flush is None and pending:
+            self._flush = asyncio.get_running_loop().call_later(READ_FLUSH_SECONDS, self._flush_reads)
+
+    def _flush_reads(self) -> asyncio.Future[None] | None:
+        """Writes the gathered read counts; on failure they are gathered again for the next flush."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        counts, self._pending_reads = self._pending_reads, {}
+        if not counts or self._closed:
+            return None
+
+        def after(_: object, error: BaseException | None) -> None:
+            if error is not None:
+                log.error("writing read counts failed: %s", error)
+                for vid, n in counts.items():
+                    self._pending_reads[vid] = self._pending_reads.get(vid, 0) + n
+
+        flushing = self._write(self._writes.count_reads, counts, after=after)
+        flushing.add_done_callback(_retrieved)
+        return flushing
+
+    async def stats(self, variable_id: str) -> VariableStatsRecord:
+        found = await self._read(reads.stats, variable_id)
+        reads_served = found.read_count + (self._pending_reads.get(variable_id, 0) if found.version else 0)
+        optimizing = found.optimization_time_s
+        run = found.current_run
+        if run is not None and run.ended_at is None:
+            optimizing += time.time() - run.segment_start
+        return VariableStatsRecord(reads_served, found.version, optimizing)
+
+    # -- the event log
+
+    async def event_log(self, session_id: str, from_revision: int, limit: int) -> EventLog:
+        self._session(session_id)
+        found = await self._read(reads.event_log, session_id, from_revision, limit)
+        if found is None:
+            raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
+        history_id, oldest, revision, entries = found
+        if from_revision < oldest:
+            raise RevisionCompactedError(
+                f"session {session_id!r}: revision {from_revision} is no longer in the event log "
+                f"(it keeps revisions {oldest} to {revision}); take a fresh snapshot",
+                session=session_id,
+                revision=from_revision,
+                oldest_revision=oldest,
+            )
+        return EventLog(history_id, oldest, revision, entries)
+
+    def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:
+        session = self._session(session_id)
+        session.listeners.append(listener)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):  # already gone with its session
+                session.listeners.remove(listener)
+
+        return stop
+
+    # -- optimization runs
+
+    async def claim_optimization(self, record: OptimizationRecord, now: float) -> OptimizationRecord | None:
+        return await self._write(self._writes.claim_optimization, record, now)
+
+    async def update_optimization(
+        self, optimization_id: str, change: Callable[[OptimizationRecord], OptimizationRecord]
+    ) -> OptimizationRecord | None:
+        """Compare-and-set: `change` is applied to the run as read, and stored only if no other change
+        came in between; else it is applied again to the newer record."""
+        while True:
+            found = await self._read(reads.get_run, optimization_id)
+            if found is None:
+                return None  # forgotten meanwhile (its variables or session were deleted)
+            seq, previous = found
+            record = change(previous)
+            ended = previous.ended_at is None and record.ended_at is not None
+            segment = record.ended_at - record.segment_start if ended else None  # type: ignore[operator]
+            if await self._write(self._writes.update_optimization, record, seq, segment):
+                return record
+
+    async def get_optimization(self, optimization_id: str) -> OptimizationRecord | None:
+        found = await self._read(reads.get_run, optimization_id)
+        return None if found is None else found[1]
+
+    async def variable_optimizations(self, variable_id: str) -> list[OptimizationRecord]:
+        return await self._read(reads.variable_runs, variable_id)
+
+    async def live_optimizations(self) -> list[OptimizationRecord]:
+        return await self._read(reads.running)
+
+    async def add_trial(self, trial: TrialRecord) -> None:
+        await self._write(self._writes.add_trial, trial)
+
+    async def trials(self, optimization_id: str) -> list[TrialRecord]:
+        return await self._read(reads.get_trials, optimization_id)
+
+    async def close(self) -> None:
+        """Writes the read counts still gathered, then closes both connections and the lock file."""
+        if self._closed:
+            return
+        flushed = self._flush_reads()
+        if flushed is not None:
+            with contextlib.suppress(Exception):  # logged by the flush
+                await flushed
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._stop_threads)
+        os.close(self._lock_fd)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Marks a future nobody awaits as handled (its error was logged where it was handled)."""
+    if not future.cancelled():
+        future.exception()
