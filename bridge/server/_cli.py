@@ -14,7 +14,8 @@ from .._files import read_bounded
 from ..client._cli import add_parsers as add_interchange_parsers
 from ..client._cli import run as run_interchange
 from ..limits import DEFAULT_LIMITS, Limits
-from ..store import BACKENDS
+from ..store import BACKENDS, Store, open_store, parse_store
+from ..store._sqlite_schema import SYNCHRONOUS
 from ._app import AddressInUseError, BridgeServer
 from ._auth import MAX_SECRET_CHARS
 from ._logging import configure_logging
@@ -36,7 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=50051, help="port to bind; 0 picks a free one")
-    serve.add_argument("--store", default="memory", choices=sorted(BACKENDS), help="where variables live")
+    serve.add_argument(
+        "--store",
+        default="memory",
+        type=_store_spec,
+        metavar="|".join(b.form for b in BACKENDS.values()),
+        help="where sessions and variables live: in this process (lost when it exits), or in a SQLite file "
+        "that outlives it (see docs/stores.md)",
+    )
+    serve.add_argument(
+        "--sqlite-synchronous",
+        default="full",
+        choices=SYNCHRONOUS,
+        help="with --store sqlite:PATH: full syncs every commit to disk, so an acknowledged write survives a power "
+        "loss; normal syncs at checkpoints only: faster, survives the server being killed, may lose the last "
+        "writes to a power loss or an OS crash",
+    )
     serve.add_argument("--max-message-mb", type=float, default=96.0, help="largest request/response in MiB")
     serve.add_argument("--session-ttl", type=float, default=3600.0, help="seconds an idle session lives")
     serve.add_argument(
@@ -86,6 +102,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_spec(spec: str) -> str:
+    """`--store`'s value, checked as it is parsed, so a typo is a usage error naming the accepted forms."""
+    try:
+        parse_store(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
+
+
+def _open_store(args: argparse.Namespace, limits: Limits) -> Store:
+    """The store `--store` names, with the options that apply to its kind."""
+    backend, _ = parse_store(args.store)
+    options = {"synchronous": args.sqlite_synchronous} if backend is BACKENDS["sqlite"] else {}
+    return open_store(args.store, limits, **options)
+
+
 def _tls(args: argparse.Namespace) -> TLSConfig | None:
     """The TLS settings the options name, or None for plaintext."""
     if args.tls_cert is None and args.tls_key is None:
@@ -123,7 +155,7 @@ async def serve(args: argparse.Namespace) -> int:
         server = BridgeServer(
             args.host,
             args.port,
-            args.store,
+            _open_store(args, limits),
             limits=limits,
             session_ttl=args.session_ttl,
             lease_ttl=args.lease_ttl,
