@@ -1,26 +1,26 @@
-"""The store contract. Every backend runs this same suite: add it to BACKENDS below."""
+"""The store contract. Every backend runs this same suite: add it to BACKENDS in store_backends.py."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from store_backends import Backend, backend_fixture, store_fixture  # noqa: F401 (the backend fixture)
+from store_samples import check_every_field_set, full_run, full_session, full_trial, full_variable
 
 from bridge._proto import bridge_pb2 as pb
 from bridge.codec import decode, encode
 from bridge.errors import RevisionCompactedError, SessionNotFoundError
 from bridge.limits import Limits
 from bridge.store import (
-    BACKENDS,
     LogEntry,
     SessionRecord,
     Store,
     StoredValue,
     Transaction,
     VariableRecord,
-    open_store,
 )
 
 
@@ -35,11 +35,7 @@ def unstored(value: StoredValue) -> object:
 LIMITS = Limits(max_history_per_variable=5, max_history_bytes=4096, max_event_log_entries=8, max_event_log_bytes=8192)
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    s = open_store(request.param, LIMITS)
-    yield s
-    await s.close()
+store = store_fixture(LIMITS)
 
 
 async def new_session(store: Store, session_id: str = "s1") -> str:
@@ -483,7 +479,47 @@ async def test_the_log_of_an_unknown_session_is_refused(store: Store) -> None:
         await store.snapshot("nobody", ["a"])
 
 
-async def test_stores_name_their_data(store: Store) -> None:
-    other = type(store)(LIMITS)  # another store of the same kind holds other data
+async def test_stores_name_their_data(store: Store, backend: Backend, tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    other = backend.open(tmp_path / "other", LIMITS)  # another store of the same kind holds other data
     assert store.store_id and other.store_id != store.store_id
     await other.close()
+
+
+async def test_every_field_of_every_record_is_kept(store: Store) -> None:
+    now = time.time()
+    session = full_session("s_full", now)
+    check_every_field_set(session)
+    assert await store.create_session(session)
+    assert await store.get_session("s_full") == session
+    seen: list[LogEntry | None] = []
+    store.listen("s_full", seen.append)
+
+    async def body(txn: Transaction) -> VariableRecord:
+        full = full_variable("s_full", txn.revision, txn.now)
+        txn.put(full)
+        return full
+
+    full, _ = await store.transact("s_full", body)
+    check_every_field_set(full)
+    snap = await store.export_snapshot("s_full", include_history=True)
+    read_back = [
+        await store.get_variable("s_full", "full"),
+        await store.get_variable_by_id(full.id),
+        *await store.history(full.id),
+        *(await store.get_variables("s_full", ["full"])).values(),
+        *(await store.snapshot("s_full", ["full"]))[1].values(),
+        *await store.list_variables("s_full"),
+        *snap.variables,
+        (await store.event_log("s_full", 1, 10)).entries[0].changes[0].new,
+        seen[0].changes[0].new,  # type: ignore[union-attr]
+    ]
+    assert read_back == [full] * len(read_back)
+    run, trial = full_run("s_full", full.id, now), full_trial("opt_full", now)
+    check_every_field_set(run)
+    check_every_field_set(trial)
+    assert await store.claim_optimization(run, now) is None
+    await store.add_trial(trial)
+    assert await store.get_optimization(run.id) == run
+    assert await store.variable_optimizations(full.id) == [run]
+    assert await store.trials(run.id) == [trial]

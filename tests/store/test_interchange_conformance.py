@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
+from store_backends import backend_fixture, store_fixture  # noqa: F401 (the backend fixture)
 from test_conformance import bump, create, new_session, record, stored, unstored
 
 from bridge.errors import SessionNotFoundError
 from bridge.limits import Limits
-from bridge.store import BACKENDS, OptimizationRecord, Store, Transaction, TrialRecord, VariableRecord, open_store
+from bridge.store import OptimizationRecord, Store, Transaction, TrialRecord, VariableRecord
 
 LIMITS = Limits(max_history_per_variable=4, max_event_log_entries=50)
 
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    s = open_store(request.param, LIMITS)
-    yield s
-    await s.close()
+store = store_fixture(LIMITS)
 
 
 def _run(run_id: str, variable_ids: tuple[str, ...], now: float) -> OptimizationRecord:
@@ -159,3 +154,28 @@ async def test_a_failed_restore_changes_nothing(store: Store) -> None:
 async def test_a_snapshot_of_an_unknown_session_is_refused(store: Store) -> None:
     with pytest.raises(SessionNotFoundError):
         await store.export_snapshot("nobody")
+
+
+async def test_a_variable_restored_after_its_deletion_has_only_the_restored_history(store: Store) -> None:
+    sid = await new_session(store)
+    await create(store, sid, x=0)
+    for _ in range(3):
+        await bump(store, sid, "x")
+    x = await store.get_variable(sid, "x")
+
+    async def delete_x(txn: Transaction) -> None:
+        txn.delete(await txn.get("x"))
+
+    await store.transact(sid, delete_x)
+
+    async def restore_x(txn: Transaction) -> None:  # an import of an export taken before the deletion
+        current = x._replace(version=2, value=stored(20), mod_revision=txn.revision)
+        txn.restore(current, [current._replace(version=1, value=stored(10))])
+
+    await store.transact(sid, restore_x)
+    assert [(r.version, unstored(r.value)) for r in await store.history(x.id)] == [(2, 20), (1, 10)]
+    deleted, restored = (await store.event_log(sid, 5, 10)).entries
+    assert (unstored(deleted.changes[0].old.value), deleted.changes[0].new) == (3, None)
+    assert (restored.changes[0].old, unstored(restored.changes[0].new.value)) == (None, 20)
+    await bump(store, sid, "x")
+    assert [r.version for r in await store.history(x.id)] == [3, 2, 1]

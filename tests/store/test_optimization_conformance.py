@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
+from store_backends import backend_fixture, store_fixture  # noqa: F401 (the backend fixture)
 
 from bridge.limits import Limits
-from bridge.store import BACKENDS, OptimizationRecord, SessionRecord, Store, TrialRecord, open_store
+from bridge.store import OptimizationRecord, SessionRecord, Store, TrialRecord
 
 LIMITS = Limits(max_optimization_runs=3)
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    s = open_store(request.param, LIMITS)
+async def _with_session(s: Store) -> None:
     now = time.time()
     assert await s.create_session(SessionRecord("s1", "hash", now, now, 60.0))
-    yield s
-    await s.close()
+
+
+store = store_fixture(LIMITS, _with_session)
 
 
 def run(run_id: str, *variable_ids: str, now: float | None = None, ttl: float = 10.0) -> OptimizationRecord:
@@ -105,6 +105,18 @@ async def test_an_update_applies_to_the_latest_record(store: Store) -> None:
         await store.update_optimization("opt_a", lambda r: (_ for _ in ()).throw(RuntimeError("refused")))
     assert (await store.get_optimization("opt_a")).iteration == 1  # a change that raises changes nothing
     assert await store.update_optimization("opt_missing", lambda r: r) is None
+
+
+async def test_concurrent_updates_each_apply_once(store: Store) -> None:
+    now = time.time()
+    await store.claim_optimization(run("opt_a", "v1"), now)
+
+    async def bump() -> OptimizationRecord | None:
+        return await store.update_optimization("opt_a", lambda r: r._replace(iteration=r.iteration + 1))
+
+    results = await asyncio.gather(*(bump() for _ in range(20)))
+    assert sorted(r.iteration for r in results if r is not None) == list(range(1, 21))
+    assert (await store.get_optimization("opt_a")).iteration == 20
 
 
 async def test_a_joint_run_stays_with_the_variables_that_keep_it(store: Store) -> None:
