@@ -30,13 +30,28 @@ class ExternalHost:
     address: str
 
 
+#: The store the `server` fixture's server runs on, by DSPEX_TEST_STORE (default memory): the same
+#: client tests run against each. Adding a store is one entry: its `--store` spec under the test's tmp_path.
+TEST_STORES = {
+    "memory": lambda tmp_path: "memory",
+    "sqlite": lambda tmp_path: f"sqlite:{tmp_path / 'dspex-test-server.db'}",
+}
+
+
+def _test_store(tmp_path: Path) -> str:
+    name = os.environ.get("DSPEX_TEST_STORE", "memory")
+    if name not in TEST_STORES:
+        raise pytest.UsageError(f"DSPEX_TEST_STORE={name!r}: use one of {', '.join(TEST_STORES)}")
+    return TEST_STORES[name](tmp_path)
+
+
 @pytest.fixture
-async def server() -> AsyncIterator[BridgeServer | ExternalHost]:
+async def server(tmp_path: Path) -> AsyncIterator[BridgeServer | ExternalHost]:
     external = os.environ.get("DSPEX_TEST_ADDRESS")
     if external:
         yield ExternalHost(external)
         return
-    srv = BridgeServer()
+    srv = BridgeServer(store=_test_store(tmp_path))
     await srv.start()
     yield srv
     await srv.stop(grace=1.0)

@@ -1,0 +1,35 @@
+"""The black-box client suites again, against a server on the SQLite store (DSPEX_TEST_STORE=sqlite).
+
+The default run's `server` fixture serves from memory; this runs the client-facing suites in a
+child pytest whose `server` fixture serves from a SQLite file, so the same tests hold on both.
+To run everything on SQLite by hand: `DSPEX_TEST_STORE=sqlite .venv/bin/python -m pytest -q`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITES = ["tests/bridge", "tests/watch", "tests/cache", "tests/history", "tests/dependencies", "tests/access"]
+
+
+@pytest.mark.timeout(900)
+def test_the_client_suites_pass_on_the_sqlite_store() -> None:
+    if os.environ.get("DSPEX_TEST_STORE", "memory") != "memory":
+        pytest.skip("this run already serves every suite from the chosen store")
+    env = {**os.environ, "DSPEX_TEST_STORE": "sqlite"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=850,
+    )
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout.splitlines()[-1]
