@@ -93,3 +93,13 @@ def test_quick_interchange_benchmark_writes_its_figures(tmp_path: Path) -> None:
     assert all(rates[f"{step} {fmt} variables/s"] > 0 for step in ("export", "import") for fmt in ("json", "parquet"))
     assert report["embeddings"]["file_bytes"] > 100 * 768 * 3  # zstd gains little on random floats
     assert "import parquet with history: " in report["stdout"]
+
+
+def test_quick_stores_benchmark_prices_each_store(tmp_path: Path) -> None:
+    report = _run_quick(tmp_path, module="benchmarks.stores")
+    rows = {row["name"]: row for row in report["rows"]}
+    for call in ("set_variable (float)", "get_variable (float, uncached)", "update_variables (10 floats, atomic)"):
+        for store in ("memory", "sqlite full", "sqlite normal"):
+            assert rows[f"{call}: {store}"]["median_us"] > 0
+    assert rows["set_variable (float): sqlite full / memory"]["target"] == "<= 2x"
+    assert "raw echo 32 B" in rows
