@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import WIRE_DTYPES, array_payload, is_torch_tensor, torch_to_numpy
+from ..codec import WIRE_DTYPES, array_payload, dtype_name, is_torch_tensor, torch_to_numpy
 from ..errors import LimitExceededError, ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 
@@ -33,7 +33,7 @@ def array_bytes(arr: np.ndarray) -> tuple[str, memoryview | bytes]:
     name = _NAMES.get(arr.dtype)
     if name is not None and arr.flags.c_contiguous:
         return name, memoryview(arr.reshape(-1)).cast("B") if arr.nbytes else b""
-    return arr.dtype.name, array_payload(arr)  # big-endian or strided: converted (and checked) by the codec
+    return dtype_name(arr.dtype), array_payload(arr)  # big-endian or strided: converted (and checked) by the codec
 
 
 #: Values that are their own portable form (exact types: subclasses, e.g. numpy scalars, take the long way).

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import WIRE_DTYPES, is_torch_tensor, torch_to_numpy
+from ..codec import WIRE_DTYPES, dtype_name, is_torch_tensor, torch_to_numpy
 from ._base import VariableType
 
 
@@ -23,7 +23,7 @@ def _as_array(t: VariableType, value: Any, var: str) -> np.ndarray:
             raise t.wrong_type(var, value, "a rectangular array") from exc
     else:
         raise t.wrong_type(var, value, "a numpy array, torch tensor or list of numbers")
-    if arr.dtype.name not in WIRE_DTYPES:
+    if dtype_name(arr.dtype) not in WIRE_DTYPES:
         raise t.wrong_type(var, value, f"a numeric array (dtype {arr.dtype} is not supported)")
     return arr
 
@@ -87,7 +87,7 @@ class TensorType(VariableType):
     def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
         arr = _as_array(self, value, var)
         dtype = constraints.get("dtype")
-        if dtype is not None and arr.dtype.name != dtype:
+        if dtype is not None and dtype_name(arr.dtype) != dtype:
             if not np.can_cast(arr.dtype, dtype, casting="safe"):
                 raise self.violation(var, f"dtype {arr.dtype} cannot be safely cast to {dtype}", "dtype")
             arr = arr.astype(dtype)
