@@ -67,8 +67,13 @@ DEFAULT_SYNCHRONOUS = "full"
 
 @dataclass(slots=True, eq=False)
 class _Session:
+    """A session as the file has it (kept here too: the store is the file's only writer)."""
+
     record: SessionRecord
     revision: int
+    #: Its event log's history ID and oldest revision kept.
+    log_id: str
+    log_oldest: int
     #: Held by a transaction from its body's start until its commit is published.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     listeners: list[Listener] = field(default_factory=list)
@@ -179,7 +184,7 @@ class SQLiteStore(Store):
         self._writer, self._reader = writer, reader
         self._writes = Writes(limits)
         self._cache = RecordCache()
-        self._sessions = {record.session_id: _Session(record, revision) for record, revision in loaded}
+        self._sessions = {record.session_id: _Session(record, *state) for record, *state in loaded}
         self._pending_reads: dict[str, int] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._closed = False
@@ -204,9 +209,10 @@ class SQLiteStore(Store):
         session_id = record.session_id
         if session_id in self._sessions:
             return False
-        session = self._sessions[session_id] = _Session(record, 0)  # taken now: a concurrent create gets False
+        session = _Session(record, 0, secrets.token_hex(8), 1)
+        self._sessions[session_id] = session  # taken now: a concurrent create gets False
         try:
-            await self._write(self._writes.create_session, record, secrets.token_hex(8))
+            await self._write(self._writes.create_session, record, session.log_id)
         except BaseException:
             if self._sessions.get(session_id) is session:
                 del self._sessions[session_id]
@@ -258,7 +264,7 @@ class SQLiteStore(Store):
     async def transact(self, session_id: str, body: Callable[[Transaction], Awaitable[T]]) -> tuple[T, int]:
         session = self._session(session_id)
         await session.lock.acquire()
-        committing: asyncio.Future[list[Published]] | None = None
+        committing: asyncio.Future[tuple[list[Published], int]] | None = None
         try:
             txn = _SQLiteTransaction(self, session)
             result = await body(txn)
@@ -273,7 +279,7 @@ class SQLiteStore(Store):
                 txn.now,
                 txn.items(),
                 txn.known,
-                after=lambda published, error: self._committed(session, txn, published, error),
+                after=lambda committed, error: self._committed(session, txn, committed, error),
             )
         finally:
             if committing is None:
@@ -282,13 +288,18 @@ class SQLiteStore(Store):
         return result, txn.revision
 
     def _committed(
-        self, session: _Session, txn: _SQLiteTransaction, published: list[Published] | None, error: BaseException | None
+        self,
+        session: _Session,
+        txn: _SQLiteTransaction,
+        committed: tuple[list[Published], int] | None,
+        error: BaseException | None,
     ) -> None:
-        """On the event loop, once a commit is done: the revision moves on and listeners get the write, before
-        the next transaction of the session may start."""
+        """On the event loop, once a commit is done: the revision, the log's start and the cache move on and
+        listeners get the write, before the next transaction of the session may start."""
         try:
-            if error is not None or published is None:
+            if error is not None or committed is None:
                 return
+            published, session.log_oldest = committed
             session.revision = txn.revision
             cache = self._cache
             cache.writes += 1
@@ -346,8 +357,12 @@ class SQLiteStore(Store):
         return {ref: found[ref] for ref in refs if ref in found}
 
     async def snapshot(self, session_id: str, names: Iterable[str]) -> tuple[int, dict[str, VariableRecord]]:
-        self._session(session_id)
-        found = await self._read(reads.snapshot, session_id, list(names))
+        session = self._session(session_id)
+        names = list(names)
+        cached = {name: record for name in names if (record := self._cache.get(session_id, name)) is not None}
+        if len(cached) == len(set(names)):  # the cache and the revision move together: one state
+            return session.revision, cached
+        found = await self._read(reads.snapshot, session_id, names)
         if found is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         return found
@@ -407,12 +422,20 @@ class SQLiteStore(Store):
     # -- the event log
 
     async def event_log(self, session_id: str, from_revision: int, limit: int) -> EventLog:
-        self._session(session_id)
+        session = self._session(session_id)
+        if limit <= 0 or from_revision > session.revision:  # no entries to read: what the log is, from memory
+            self._check_kept(session, from_revision, session.log_oldest, session.revision)
+            return EventLog(session.log_id, session.log_oldest, session.revision, [])
         found = await self._read(reads.event_log, session_id, from_revision, limit)
         if found is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         history_id, oldest, revision, entries = found
+        self._check_kept(session, from_revision, oldest, revision)
+        return EventLog(history_id, oldest, revision, entries)
+
+    def _check_kept(self, session: _Session, from_revision: int, oldest: int, revision: int) -> None:
         if from_revision < oldest:
+            session_id = session.record.session_id
             raise RevisionCompactedError(
                 f"session {session_id!r}: revision {from_revision} is no longer in the event log "
                 f"(it keeps revisions {oldest} to {revision}); take a fresh snapshot",
@@ -420,7 +443,6 @@ class SQLiteStore(Store):
                 revision=from_revision,
                 oldest_revision=oldest,
             )
-        return EventLog(history_id, oldest, revision, entries)
 
     def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:
         session = self._session(session_id)

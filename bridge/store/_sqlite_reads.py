@@ -61,10 +61,11 @@ def _marks(n: int) -> str:
 # -- sessions
 
 
-def sessions(conn: sqlite3.Connection) -> list[tuple[SessionRecord, int]]:
-    """Every session with its revision: what a store opening the file starts from."""
-    rows = conn.execute("SELECT record, revision FROM sessions").fetchall()
-    return [(SESSIONS.loads(record), revision) for record, revision in rows]
+def sessions(conn: sqlite3.Connection) -> list[tuple[SessionRecord, int, str, int]]:
+    """Every session with its revision, its log's history ID and oldest revision: what a store opening the
+    file starts from."""
+    rows = conn.execute("SELECT record, revision, log_id, log_oldest FROM sessions").fetchall()
+    return [(SESSIONS.loads(record), revision, log_id, oldest) for record, revision, log_id, oldest in rows]
 
 
 # -- variables

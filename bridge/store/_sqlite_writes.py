@@ -118,9 +118,10 @@ class Writes:
         now: float,
         staged: Sequence[Staged],
         known: dict[str, VariableRecord],
-    ) -> list[Published]:
+    ) -> tuple[list[Published], int]:
         """Applies a transaction's staged writes under `revision`, logs them as one entry, and returns the
-        changes for listeners. `known`: committed records the transaction read (the rest are read here)."""
+        changes for listeners and the log's oldest revision. `known`: committed records the transaction
+        read (the rest are read here)."""
         with _transaction(conn):
             row = conn.execute(
                 "SELECT revision, log_oldest, log_bytes FROM sessions WHERE session_id = ?", (session_id,)
@@ -192,7 +193,7 @@ class Writes:
                 "UPDATE sessions SET revision = ?, log_oldest = ?, log_bytes = ? WHERE session_id = ?",
                 (revision, log_oldest, log_bytes, session_id),
             )
-        return published
+        return published, log_oldest
 
     def _version(self, conn: sqlite3.Connection, version_id: int) -> VariableRecord:
         row = conn.execute("SELECT record, head, data FROM versions WHERE id = ?", (version_id,)).fetchone()
