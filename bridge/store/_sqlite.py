@@ -185,6 +185,7 @@ class SQLiteStore(Store):
         self._writes = Writes(limits)
         self._cache = RecordCache()
         self._sessions = {record.session_id: _Session(record, *state) for record, *state in loaded}
+        self._deleting: dict[str, asyncio.Event] = {}  # session ID -> set once its deletion is done
         self._pending_reads: dict[str, int] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._closed = False
@@ -207,6 +208,9 @@ class SQLiteStore(Store):
 
     async def create_session(self, record: SessionRecord) -> bool:
         session_id = record.session_id
+        deleting = self._deleting.get(session_id)
+        if deleting is not None:  # the file still has the session a deletion is taking away: wait for it
+            await deleting.wait()
         if session_id in self._sessions:
             return False
         session = _Session(record, 0, secrets.token_hex(8), 1)
@@ -237,18 +241,23 @@ class SQLiteStore(Store):
         session = self._sessions.pop(session_id, None)
         if session is None:
             return 0
-        async with session.lock:
-            try:
-                deleted = await self._write(self._writes.delete_session, session_id)
-            except BaseException:
-                self._sessions.setdefault(session_id, session)  # still in the file: keep serving it
-                raise
-            self._cache.writes += 1
-            self._cache.drop_session(session_id)
-            listeners, session.listeners = session.listeners, []
-            for listener in listeners:
-                listener(None)
-            return deleted
+        done = self._deleting[session_id] = asyncio.Event()
+        try:
+            async with session.lock:
+                try:
+                    deleted = await self._write(self._writes.delete_session, session_id)
+                except BaseException:
+                    self._sessions.setdefault(session_id, session)  # still in the file: keep serving it
+                    raise
+                self._cache.writes += 1
+                self._cache.drop_session(session_id)
+                listeners, session.listeners = session.listeners, []
+                for listener in listeners:
+                    listener(None)
+                return deleted
+        finally:
+            del self._deleting[session_id]
+            done.set()
 
     async def session_ids(self) -> list[str]:
         return list(self._sessions)

@@ -155,6 +155,28 @@ async def test_many_concurrent_writers_never_see_a_locked_database(tmp_path: Pat
     await store.close()
 
 
+async def test_a_session_recreated_while_its_deletion_runs_waits_for_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    sid = await new_session(store)
+    await create(store, sid, a=1)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held(txn: Transaction) -> None:  # a write holds the session while the deletion begins
+        entered.set()
+        await release.wait()
+
+    writing = asyncio.create_task(store.transact(sid, held))
+    await entered.wait()
+    deleting = asyncio.create_task(store.delete_session(sid))
+    await asyncio.sleep(0)  # let the deletion take the session out of memory (it then waits for the write)
+    assert await store.get_session(sid) is None
+    creating = asyncio.create_task(new_session(store, sid))
+    release.set()
+    await asyncio.wait_for(asyncio.gather(writing, deleting, creating), 10)
+    assert await store.revision(sid) == 0 and await store.list_variables(sid) == []
+    await store.close()
+
+
 async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
     sid = await new_session(store)
