@@ -28,7 +28,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,7 +51,8 @@ from ._records import (
 from ._sqlite_cache import RecordCache
 from ._sqlite_schema import check_synchronous, connect, lock, prepare
 from ._sqlite_thread import After, ConnectionThread
-from ._sqlite_writes import Published, Staged, Writes
+from ._sqlite_transaction import SQLiteTransaction
+from ._sqlite_writes import Published, Writes
 
 T = TypeVar("T")
 log = logging.getLogger("dspex.store")
@@ -77,78 +78,6 @@ class _Session:
     #: Held by a transaction from its body's start until its commit is published.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     listeners: list[Listener] = field(default_factory=list)
-
-
-class _SQLiteTransaction(Transaction):
-    """Reads go through the store (its cache, else the file), and each committed record read is remembered:
-    nothing else writes the session while the transaction holds it. Writes are staged here until the commit."""
-
-    def __init__(self, store: SQLiteStore, session: _Session) -> None:
-        self._store = store
-        self._session_id = session.record.session_id
-        self.revision = session.revision + 1
-        self.now = time.time()
-        self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
-        self.deleted_by: dict[str, str] = {}
-        self.restored: dict[str, Sequence[VariableRecord]] = {}
-        self._staged_names: dict[str, str] = {}  # name -> variable ID, for staged records
-        self._by_ref: dict[str, VariableRecord | None] = {}  # committed lookups by name or ID
-        self.known: dict[str, VariableRecord] = {}  # variable ID -> its committed record, as read
-
-    async def _committed(self, ref: str) -> VariableRecord | None:
-        if ref in self._by_ref:
-            return self._by_ref[ref]
-        record = await self._store.get_variable(self._session_id, ref)
-        self._by_ref[ref] = record
-        if record is not None:
-            self.known[record.id] = record
-        return record
-
-    async def get(self, ref: str) -> VariableRecord | None:
-        vid = self._staged_names.get(ref)
-        if vid is not None:
-            return self.staged[vid]
-        if ref in self.staged:
-            return self.staged[ref]
-        record = await self._committed(ref)
-        if record is not None and record.id in self.staged:
-            return self.staged[record.id]
-        return record
-
-    async def variable_count(self) -> int:
-        count, existing = await self._store._read(reads.count_variables, self._session_id, list(self.staged))
-        for vid, record in self.staged.items():
-            count += (record is not None) - (vid in existing)
-        return count
-
-    def put(self, record: VariableRecord) -> None:
-        self.staged[record.id] = record
-        self._staged_names[record.name] = record.id
-
-    def restore(self, record: VariableRecord, history: Sequence[VariableRecord]) -> None:
-        vid = record.id
-        exists = self.staged[vid] is not None if vid in self.staged else vid in self.known
-        if exists:  # a variable this transaction has not looked at is checked again at commit
-            raise ValueError(f"restore() creates variables; {record.name!r} exists")
-        self.put(record)
-        self.restored[vid] = history
-
-    def delete(self, record: VariableRecord, writer: str | None = None) -> None:
-        self.restored.pop(record.id, None)
-        self.staged[record.id] = None
-        self._staged_names[record.name] = record.id
-        self.deleted_by[record.id] = writer if writer is not None else record.session_id
-
-    async def dependents(self, variable_id: str) -> list[str]:
-        current = await self._store._read(reads.dependents, self._session_id, variable_id)
-        current.update(self.staged)
-        return sorted(r.name for r in current.values() if r is not None and variable_id in r.dependencies)
-
-    def items(self) -> list[Staged]:
-        return [
-            Staged(vid, record, self.deleted_by.get(vid, ""), self.restored.get(vid, ()), vid in self.restored)
-            for vid, record in self.staged.items()
-        ]
 
 
 class SQLiteStore(Store):
@@ -199,7 +128,8 @@ class SQLiteStore(Store):
             raise RuntimeError(f"SQLite store {str(self.path)!r} is closed")
         return self._writer.submit(fn, *args, after=after)
 
-    def _read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    def read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Runs a query of `_sqlite_reads` on the reader thread."""
         if self._closed:
             raise RuntimeError(f"SQLite store {str(self.path)!r} is closed")
         return self._reader.submit(fn, *args)
@@ -275,7 +205,7 @@ class SQLiteStore(Store):
         await session.lock.acquire()
         committing: asyncio.Future[tuple[list[Published], int]] | None = None
         try:
-            txn = _SQLiteTransaction(self, session)
+            txn = SQLiteTransaction(self, session_id, session.revision)
             result = await body(txn)
             if not txn.staged:
                 return result, txn.revision - 1
@@ -299,7 +229,7 @@ class SQLiteStore(Store):
     def _committed(
         self,
         session: _Session,
-        txn: _SQLiteTransaction,
+        txn: SQLiteTransaction,
         committed: tuple[list[Published], int] | None,
         error: BaseException | None,
     ) -> None:
@@ -337,7 +267,7 @@ class SQLiteStore(Store):
         if cached is not None:
             return cached
         writes = self._cache.writes
-        record = await self._read(reads.get_variable, session_id, ref)
+        record = await self.read(reads.get_variable, session_id, ref)
         if record is not None and self._cache.writes == writes:  # no write landed meanwhile: still current
             self._cache.put(record)
         return record
@@ -347,7 +277,7 @@ class SQLiteStore(Store):
         if cached is not None:
             return cached
         writes = self._cache.writes
-        record = await self._read(reads.get_variable_by_id, variable_id)
+        record = await self.read(reads.get_variable_by_id, variable_id)
         if record is not None and self._cache.writes == writes:
             self._cache.put(record)
         return record
@@ -358,7 +288,7 @@ class SQLiteStore(Store):
         missing = [ref for ref in refs if ref not in found]
         if missing:
             writes = cache.writes
-            read = await self._read(reads.get_variables, session_id, missing)
+            read = await self.read(reads.get_variables, session_id, missing)
             if cache.writes == writes:
                 for record in read.values():
                     cache.put(record)
@@ -371,7 +301,7 @@ class SQLiteStore(Store):
         cached = {name: record for name in names if (record := self._cache.get(session_id, name)) is not None}
         if len(cached) == len(set(names)):  # the cache and the revision move together: one state
             return session.revision, cached
-        found = await self._read(reads.snapshot, session_id, names)
+        found = await self.read(reads.snapshot, session_id, names)
         if found is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         return found
@@ -380,16 +310,16 @@ class SQLiteStore(Store):
         self, session_id: str, select: Callable[[str], bool] | None = None, include_history: bool = False
     ) -> SessionSnapshot:
         self._session(session_id)
-        snap = await self._read(reads.export_snapshot, session_id, select, include_history)
+        snap = await self.read(reads.export_snapshot, session_id, select, include_history)
         if snap is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         return snap
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
-        return await self._read(reads.list_variables, session_id, pattern)
+        return await self.read(reads.list_variables, session_id, pattern)
 
     async def history(self, variable_id: str, limit: int = 100, offset: int = 0) -> list[VariableRecord]:
-        return await self._read(reads.history, variable_id, limit, offset)
+        return await self.read(reads.history, variable_id, limit, offset)
 
     async def count_reads(self, variable_ids: list[str]) -> None:
         pending = self._pending_reads
@@ -420,7 +350,7 @@ class SQLiteStore(Store):
         return flushing
 
     async def stats(self, variable_id: str) -> VariableStatsRecord:
-        found = await self._read(reads.stats, variable_id)
+        found = await self.read(reads.stats, variable_id)
         reads_served = found.read_count + (self._pending_reads.get(variable_id, 0) if found.version else 0)
         optimizing = found.optimization_time_s
         run = found.current_run
@@ -435,7 +365,7 @@ class SQLiteStore(Store):
         if limit <= 0 or from_revision > session.revision:  # no entries to read: what the log is, from memory
             self._check_kept(session, from_revision, session.log_oldest, session.revision)
             return EventLog(session.log_id, session.log_oldest, session.revision, [])
-        found = await self._read(reads.event_log, session_id, from_revision, limit)
+        found = await self.read(reads.event_log, session_id, from_revision, limit)
         if found is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         history_id, oldest, revision, entries = found
@@ -474,7 +404,7 @@ class SQLiteStore(Store):
         """Compare-and-set: `change` is applied to the run as read, and stored only if no other change
         came in between; else it is applied again to the newer record."""
         while True:
-            found = await self._read(reads.get_run, optimization_id)
+            found = await self.read(reads.get_run, optimization_id)
             if found is None:
                 return None  # forgotten meanwhile (its variables or session were deleted)
             seq, previous = found
@@ -485,20 +415,20 @@ class SQLiteStore(Store):
                 return record
 
     async def get_optimization(self, optimization_id: str) -> OptimizationRecord | None:
-        found = await self._read(reads.get_run, optimization_id)
+        found = await self.read(reads.get_run, optimization_id)
         return None if found is None else found[1]
 
     async def variable_optimizations(self, variable_id: str) -> list[OptimizationRecord]:
-        return await self._read(reads.variable_runs, variable_id)
+        return await self.read(reads.variable_runs, variable_id)
 
     async def live_optimizations(self) -> list[OptimizationRecord]:
-        return await self._read(reads.running)
+        return await self.read(reads.running)
 
     async def add_trial(self, trial: TrialRecord) -> None:
         await self._write(self._writes.add_trial, trial)
 
     async def trials(self, optimization_id: str) -> list[TrialRecord]:
-        return await self._read(reads.get_trials, optimization_id)
+        return await self.read(reads.get_trials, optimization_id)
 
     async def close(self) -> None:
         """Writes the read counts still gathered, then closes both connections and the lock file."""
