@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from bridge import BridgeServer, SessionContext, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store_specs import STORES  # found through the path just set
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -30,19 +31,13 @@ class ExternalHost:
     address: str
 
 
-#: The store the `server` fixture's server runs on, by DSPEX_TEST_STORE (default memory): the same
-#: client tests run against each. Adding a store is one entry: its `--store` spec under the test's tmp_path.
-TEST_STORES = {
-    "memory": lambda tmp_path: "memory",
-    "sqlite": lambda tmp_path: f"sqlite:{tmp_path / 'dspex-test-server.db'}",
-}
-
-
 def _test_store(tmp_path: Path) -> str:
+    """The `--store` spec of the store DSPEX_TEST_STORE names (default memory), kept under tmp_path."""
     name = os.environ.get("DSPEX_TEST_STORE", "memory")
-    if name not in TEST_STORES:
-        raise pytest.UsageError(f"DSPEX_TEST_STORE={name!r}: use one of {', '.join(TEST_STORES)}")
-    return TEST_STORES[name](tmp_path)
+    found = [s for s in STORES if s.name == name]
+    if not found:
+        raise pytest.UsageError(f"DSPEX_TEST_STORE={name!r}: use one of {', '.join(map(str, STORES))}")
+    return found[0].spec(tmp_path)
 
 
 @pytest.fixture

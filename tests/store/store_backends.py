@@ -1,7 +1,8 @@
-"""The backends the store conformance suites run on. Adding a backend is one entry in BACKENDS.
+"""The backends the store conformance suites run on: one per entry of tests/store_specs.py.
 
 A conformance module makes its `store` fixture with `store_fixture(its limits)` and imports
-`backend_fixture` (the `backend` fixture), which parametrizes every test that uses either over BACKENDS.
+`backend_fixture` (the `backend` fixture), which parametrizes every test that uses either over
+the stores; `durable_fixture` over those whose data outlives the store object.
 """
 
 from __future__ import annotations
@@ -12,27 +13,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_specs import STORES, StoreSpec
 
 from bridge.limits import Limits
-from bridge.store import MemoryStore, SQLiteStore, Store
+from bridge.store import Store, open_store
 
 
 @dataclass(frozen=True)
 class Backend:
-    name: str
-    #: Opens the store kept under a directory; for a durable one, opening the same directory again
-    #: (once the first is closed) finds the same data.
-    open: Callable[[Path, Limits], Store]
-    durable: bool
+    spec: StoreSpec
+
+    @property
+    def durable(self) -> bool:
+        return self.spec.durable
+
+    def open(self, where: Path, limits: Limits) -> Store:
+        """The store kept under `where`; for a durable one, opening `where` again (once the first is closed)
+        finds the same data."""
+        return open_store(self.spec.spec(where), limits)
 
     def __str__(self) -> str:
-        return self.name
+        return self.spec.name
 
 
-BACKENDS = [
-    Backend("memory", lambda where, limits: MemoryStore(limits), durable=False),
-    Backend("sqlite", lambda where, limits: SQLiteStore(where / "store.db", limits), durable=True),
-]
+BACKENDS = [Backend(spec) for spec in STORES]
 
 
 @pytest.fixture(name="backend", params=BACKENDS, ids=str)
