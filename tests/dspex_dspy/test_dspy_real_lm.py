@@ -90,9 +90,10 @@ def test_the_main_job_runs_on_a_real_lm(tmp_path: Path) -> None:
     temperatures = {r.get("temperature") for r in server.requests}
     history = json.loads((tmp_path / "r.json").read_text())
     tried = {
-        round(h["value"], 6)
-        for v in history["variables"]
-        if v["name"] == "base_temperature"
-        for h in v["optimization_history"]
+        round(trial["candidate"]["base_temperature"], 6)
+        for run in history["optimization_runs"]
+        for trial in run["trials"]
+        if "base_temperature" in trial["candidate"]
     }
+    assert tried
     assert tried <= {round(t, 6) for t in temperatures if t is not None}  # each workflow iteration reached the LM
