@@ -34,6 +34,7 @@ async def test_the_current_value_comes_first_then_each_write_with_its_old_value(
 async def test_without_include_initial_only_writes_arrive(session: SessionContext) -> None:
     await session.register_variable("x", "integer", 1)
     watch = session.watch_variable("x", include_initial=False)
+    await watch.started()  # the writes below follow the watch's start
     await session.set_variable("x", 2)
     [update] = await take(watch, 1)
     assert (update.kind, update.value, update.old_value) == ("update", 2, 1)
@@ -56,6 +57,7 @@ async def test_an_atomic_batch_arrives_as_consecutive_updates_with_one_revision(
 async def test_a_deleted_variable_gives_a_delete_and_a_recreated_one_updates_again(session: SessionContext) -> None:
     await session.register_variable("x", "integer", 1)
     watch = session.watch_variable("x", include_initial=False)
+    await watch.started()  # the writes below follow the watch's start
     await session.delete_variable("x")
     new_id = await session.register_variable("x", "integer", 10)
     deleted, created = await take(watch, 2)
@@ -75,6 +77,7 @@ async def test_a_filter_sees_updates_of_existing_values_only(session: SessionCon
         return abs(new - old) > 0.05
 
     watch = session.watch_variable("temperature", filter_fn=significant)
+    await watch.started()  # the writes below come after the snapshot: none races the stream's opening
     for value in (0.72, 0.8, 0.81, 0.7):
         await session.set_variable("temperature", value)
     updates = await take(watch, 3)
@@ -101,6 +104,7 @@ async def test_a_filter_of_several_variables_gets_the_name(session: SessionConte
 async def test_a_failing_filter_ends_the_watch_with_its_error(session: SessionContext) -> None:
     await session.register_variable("x", "integer", 0)
     watch = session.watch_variable("x", include_initial=False, filter_fn=lambda old, new: 1 / 0)
+    await watch.started()  # the writes below follow the watch's start
     await session.set_variable("x", 1)
     with pytest.raises(ZeroDivisionError):
         await take(watch, 1)
@@ -110,6 +114,7 @@ async def test_a_failing_filter_ends_the_watch_with_its_error(session: SessionCo
 async def test_refs_may_be_ids_and_the_update_names_the_variable(session: SessionContext) -> None:
     var_id = await session.register_variable("x", "integer", 0)
     watch = session.watch_variable(var_id, include_initial=False)
+    await watch.started()  # a watch without initial values starts at its header: write after it
     await session.set_variable("x", 1)
     [update] = await take(watch, 1)
     assert (update.name, update.variable_id, update.value) == ("x", var_id, 1)
@@ -161,6 +166,7 @@ async def test_another_sessions_variable_is_watched_by_id_when_it_may_be_observe
 async def test_optimization_candidates_appear_as_writes_by_the_run(session: SessionContext) -> None:
     await session.register_variable("temperature", "float", 1.0, constraints={"min": 0.0, "max": 2.0})
     watch = session.watch_variable("temperature", include_initial=False)
+    await watch.started()  # the writes below follow the watch's start
     optimization_id = await session.start_optimization(
         "temperature", "random", max_iterations=3, objective=lambda x: -abs(x - 0.3), seed=1
     )
@@ -179,6 +185,7 @@ async def test_tensors_arrive_as_arrays(session: SessionContext) -> None:
 
     await session.register_variable("embedding", "embedding", np.zeros(4, dtype=np.float32))
     watch = session.watch_variable("embedding")
+    await watch.started()  # the writes below follow the watch's start
     await session.set_variable("embedding", np.arange(4, dtype=np.float32))
     initial, update = await take(watch, 2)
     np.testing.assert_array_equal(initial.value, np.zeros(4))
