@@ -61,6 +61,10 @@ class Limits:
     def __post_init__(self) -> None:
         if not 1 <= self.max_nesting_depth <= HARD_MAX_NESTING:
             raise ValueError(f"max_nesting_depth must be between 1 and {HARD_MAX_NESTING}")
+        if self.max_history_per_variable < 1 or self.max_history_bytes < 1:
+            raise ValueError("history retention keeps at least the current version: versions and bytes must be >= 1")
+        if not 0 <= self.max_history_age_seconds < float("inf"):
+            raise ValueError(f"max_history_age_seconds must be >= 0 (0: no limit), got {self.max_history_age_seconds}")
 
 
 DEFAULT_LIMITS = Limits()

@@ -74,6 +74,24 @@ def _parser() -> argparse.ArgumentParser:
         help="MiB of values each session's event log keeps",
     )
     serve.add_argument(
+        "--history-versions",
+        type=int,
+        default=DEFAULT_LIMITS.max_history_per_variable,
+        help="versions of each variable kept for get_variable_history and rollback (the current one always)",
+    )
+    serve.add_argument(
+        "--history-mb",
+        type=float,
+        default=DEFAULT_LIMITS.max_history_bytes / 2**20,
+        help="MiB of values each variable's kept versions may take",
+    )
+    serve.add_argument(
+        "--history-age",
+        type=float,
+        default=DEFAULT_LIMITS.max_history_age_seconds,
+        help="seconds a kept version lives (0: no age limit)",
+    )
+    serve.add_argument(
         "--max-watches", type=int, default=DEFAULT_LIMITS.max_watches, help="open watch streams on the server"
     )
     serve.add_argument("--grace", type=float, default=5.0, help="seconds running calls get at shutdown")
@@ -145,13 +163,16 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    limits = Limits(
-        max_message_bytes=int(args.max_message_mb * 1024 * 1024),
-        max_event_log_entries=args.event_log_entries,
-        max_event_log_bytes=int(args.event_log_mb * 1024 * 1024),
-        max_watches=args.max_watches,
-    )
     try:
+        limits = Limits(
+            max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+            max_event_log_entries=args.event_log_entries,
+            max_event_log_bytes=int(args.event_log_mb * 1024 * 1024),
+            max_history_per_variable=args.history_versions,
+            max_history_bytes=int(args.history_mb * 1024 * 1024),
+            max_history_age_seconds=args.history_age,
+            max_watches=args.max_watches,
+        )
         server = BridgeServer(
             args.host,
             args.port,

@@ -122,3 +122,17 @@ async def test_the_specs_rollback_example(session: SessionContext) -> None:
     await run_example("rollback_variable", session=session)
     history = await session.get_variable_history("temperature", limit=1)
     assert history[0]["value"] == 0.5 and history[0]["metadata"]["rollback_reason"] == "optimization_diverged"
+
+
+async def test_dspex_serve_takes_the_retention_as_options() -> None:
+    from bridge.server import serve_process
+
+    with serve_process(("--port", "0", "--history-versions", "2")) as proc:
+        async with connect(proc.address) as channel:
+            session = await SessionContext("cli_retention", channel).initialize()
+            await session.register_variable("x", "integer", 1)
+            for value in (2, 3, 4):
+                await session.set_variable("x", value)
+            history = await session.get_variable_history("x")
+            assert [h["version"] for h in history] == [4, 3] and history.oldest_version == 3
+            await session.close()
