@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import LimitExceededError, ValidationError
@@ -111,3 +112,15 @@ def channel_options(max_message_bytes: int = DEFAULT_LIMITS.max_message_bytes) -
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
     ]
+
+
+def check_string_map(
+    mapping: Mapping[str, str], max_entries: int, max_chars: int, what: str, var: str, rule: str
+) -> None:
+    """A small map of strings (rule conditions, edge metadata): bounded in entries and in each key and value."""
+    check_count(len(mapping), max_entries, f"{var}: {what} entries", rule)
+    for key, value in mapping.items():
+        if len(key) > max_chars or len(value) > max_chars:
+            raise ValidationError(
+                f"{var}: {what} keys and values are at most {max_chars} characters", variable=var, rule=rule
+            )

@@ -23,7 +23,7 @@ from typing import Any
 
 from .._proto import bridge_pb2 as pb
 from ..errors import AccessDeniedError, ValidationError
-from ..limits import Limits, check_count
+from ..limits import Limits, check_count, check_string_map
 from ..store import AccessRuleRecord, VariableRecord
 
 PERMISSIONS = ("read", "write", "observe", "optimize")
@@ -124,14 +124,8 @@ MAX_CONDITION_CHARS = 256
 
 
 def _check_conditions(conditions: Mapping[str, str], var: str) -> None:
-    check_count(len(conditions), MAX_CONDITIONS, f"{var}: conditions of one access rule", "max_conditions")
+    check_string_map(conditions, MAX_CONDITIONS, MAX_CONDITION_CHARS, "access rule condition", var, "access_rules")
     for key, value in conditions.items():
-        if len(key) > MAX_CONDITION_CHARS or len(value) > MAX_CONDITION_CHARS:
-            raise ValidationError(
-                f"{var}: access rule condition keys and values are at most {MAX_CONDITION_CHARS} characters",
-                variable=var,
-                rule="access_rules",
-            )
         if key == EXPIRES_AT:
             try:
                 _timestamp(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .._proto import bridge_pb2 as pb
 from ..errors import ValidationError, VariableNotFoundError
-from ..limits import check_count, check_ref
+from ..limits import check_count, check_ref, check_string_map
 from ..store import Transaction, VariableRecord
 from ._access import allowed
 from ._graph import path_between, reachable
@@ -24,14 +24,9 @@ MAX_EDGE_METADATA_CHARS = 256
 
 
 def _edge_metadata(metadata: dict[str, str], var: str) -> tuple[tuple[str, str], ...]:
-    check_count(len(metadata), MAX_EDGE_METADATA, f"{var}: dependency metadata entries", "max_dependency_metadata")
-    for key, value in metadata.items():
-        if len(key) > MAX_EDGE_METADATA_CHARS or len(value) > MAX_EDGE_METADATA_CHARS:
-            raise ValidationError(
-                f"{var}: dependency metadata keys and values are at most {MAX_EDGE_METADATA_CHARS} characters",
-                variable=var,
-                rule="dependency_metadata",
-            )
+    check_string_map(
+        metadata, MAX_EDGE_METADATA, MAX_EDGE_METADATA_CHARS, "dependency metadata", var, "dependency_metadata"
+    )
     return tuple(sorted(metadata.items()))
 
 

@@ -35,8 +35,7 @@ class HistoryServicer(VariableServicer):
         limit = request.limit or DEFAULT_LIMIT
         if not 1 <= limit <= MAX_PAGE or request.offset < 0:
             raise ValidationError(
-                f"limit must be in 1..{MAX_PAGE} and offset >= 0, "
-                f"got limit {request.limit}, offset {request.offset}",
+                f"limit must be in 1..{MAX_PAGE} and offset >= 0, got limit {request.limit}, offset {request.offset}",
                 rule="pagination",
             )
         record = await self._read(session_id, request.ref)

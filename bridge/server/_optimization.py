@@ -391,17 +391,7 @@ class OptimizationServicer(VariableServicer):
         if score is not None and not math.isfinite(score):
             raise ValidationError(f"{run.id}: score {score} is not finite; report a failed iteration", rule="score")
         size = request.metrics.ByteSize() + len(request.error) + sum(len(str(v)) for v in run.candidate.values())
-        if size > self.limits.max_trial_bytes:
-            raise LimitExceededError(
-                f"{run.id}: iteration {iteration} carries {size} bytes of metrics and error text; "
-                f"the limit is {self.limits.max_trial_bytes}",
-                rule="max_trial_bytes",
-            )
-        if run.trial_bytes + size > self.limits.max_optimization_history_bytes:
-            raise LimitExceededError(
-                f"{run.id}: its history would exceed {self.limits.max_optimization_history_bytes} bytes",
-                rule="max_optimization_history_bytes",
-            )
+        self._check_entry(run, size, f"iteration {iteration}")
         metrics = dict(decode_metadata(request.metrics, f"{run.id} metrics", self.limits, "metrics"))
         error = request.error[:2000]
         candidate = run.candidate
@@ -414,6 +404,20 @@ class OptimizationServicer(VariableServicer):
         if request.next_candidate.entries and not run.stop_requested:
             run, revision = await self._write_candidate(run, iteration + 1, request.next_candidate)
         return self._ack(run, revision)
+
+    def _check_entry(self, run: OptimizationRecord, size: int, what: str) -> None:
+        """One history entry's size against the per-entry limit and what is left of the run's budget."""
+        if size > self.limits.max_trial_bytes:
+            raise LimitExceededError(
+                f"{run.id}: {what} carries {size} bytes of metrics, candidate and error text; "
+                f"the limit is {self.limits.max_trial_bytes}",
+                rule="max_trial_bytes",
+            )
+        if run.trial_bytes + size > self.limits.max_optimization_history_bytes:
+            raise LimitExceededError(
+                f"{run.id}: its history would exceed {self.limits.max_optimization_history_bytes} bytes",
+                rule="max_optimization_history_bytes",
+            )
 
     async def RecordEvaluation(self, request: pb.RecordEvaluationRequest, context: Ctx) -> pb.OptimizationAck:
         """An evaluation inside the iteration in progress: its own history entry, within the run's budgets."""
@@ -434,16 +438,7 @@ class OptimizationServicer(VariableServicer):
             raise ValidationError(f"{run.id}: evaluation score {score} is not finite", rule="score")
         # Each entry costs its metrics, its candidate and a fixed overhead, so empty ones are bounded too.
         size = request.metrics.ByteSize() + sum(len(str(v)) for v in (run.candidate or {}).values()) + ENTRY_BYTES
-        if size > self.limits.max_trial_bytes:
-            raise LimitExceededError(
-                f"{run.id}: an evaluation carries {size} bytes of metrics; the limit is {self.limits.max_trial_bytes}",
-                rule="max_trial_bytes",
-            )
-        if run.trial_bytes + size > self.limits.max_optimization_history_bytes:
-            raise LimitExceededError(
-                f"{run.id}: its history would exceed {self.limits.max_optimization_history_bytes} bytes",
-                rule="max_optimization_history_bytes",
-            )
+        self._check_entry(run, size, f"evaluation {request.evaluation} of iteration {request.iteration}")
         metrics = dict(decode_metadata(request.metrics, f"{run.id} evaluation metrics", self.limits, "metrics"))
         evaluation = TrialRecord(
             run.id,
