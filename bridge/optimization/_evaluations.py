@@ -39,6 +39,7 @@ class TrialContext:
         self._loop = loop
         self._count = 0
         self._lock = threading.Lock()
+        self._closed = False  # set when the iteration is being reported: later evaluations are dropped
         self._queue: asyncio.Queue[tuple[int, float | None, dict[str, Any]] | None] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
 
@@ -50,7 +51,7 @@ class TrialContext:
         with self._lock:
             self._count += 1
             number = self._count
-            if number > MAX_EVALUATIONS_PER_ITERATION:
+            if number > MAX_EVALUATIONS_PER_ITERATION or self._closed:  # too many, or after the report
                 self.dropped += 1
                 return number
         item = (number, None if score is None else float(score), dict(metrics or {}))
@@ -84,6 +85,8 @@ class TrialContext:
     async def drain(self) -> None:
         """Waits until every evaluation recorded so far has been sent (call on the loop, after the objective)."""
         # Enqueues from the objective's thread were scheduled before its completion was: they have run.
+        with self._lock:
+            self._closed = True
         if self._sender is None:
             return
         self._queue.put_nowait(None)
@@ -91,7 +94,7 @@ class TrialContext:
         self._sender = None
         if self.dropped:
             log.warning(
-                "iteration %d recorded %d evaluations beyond the %d kept",
+                "iteration %d: %d evaluations not kept (beyond %d, or recorded after the iteration ended)",
                 self.iteration,
                 self.dropped,
                 MAX_EVALUATIONS_PER_ITERATION,

@@ -396,10 +396,11 @@ class OptimizationServicer(VariableServicer):
         error = request.error[:2000]
         candidate = run.candidate
         await self.store.add_trial(TrialRecord(run.id, iteration, candidate, score, metrics, self.clock(), error))
-        changes: dict[str, Any] = {"iteration": iteration, "trial_bytes": run.trial_bytes + size}
+        changes: dict[str, Any] = {"iteration": iteration}
         if score is not None and (run.best_score is None or _better(score, run.best_score, run.direction)):
             changes.update(best_candidate=candidate, best_score=score, best_metrics=metrics, best_iteration=iteration)
-        run = await self._change(run.id, self._renewal(**changes))
+        renew, budget = self._renewal(**changes), self.limits.max_optimization_history_bytes
+        run = await self._change(run.id, lambda current: _charged(renew(current), size, budget))  # from the run now
         revision = 0
         if request.next_candidate.entries and not run.stop_requested:
             run, revision = await self._write_candidate(run, iteration + 1, request.next_candidate)

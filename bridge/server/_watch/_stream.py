@@ -166,6 +166,8 @@ class WatchStream:
             name = change.record.name
             if name in self.names:
                 self._latest[name] = change.new
+                if change.new is not None and self._observable(change.new):
+                    self._visible_now.add(name)  # granted (again) live: older replayed writes stay judged by then
                 self._track(name, change.new.dependencies if change.new is not None else ())
 
     def _with_dependencies(self, item: Published, picked: tuple[int, ...] | bool | None) -> _Framed | None:
@@ -263,27 +265,28 @@ class WatchStream:
             )
         await self.context.write(header(log.revision, self._header(log.history_id, log.oldest_revision)))
         self.position = start
-        self._catching_up = True  # replayed writes need the observer's permission now, as well as then
-        try:
-            while True:
-                page = await self.store.event_log(session_id, self.position, CATCH_UP_PAGE)
-                for entry in page.entries:
-                    await self._send_logged(entry)
-                if len(page.entries) < CATCH_UP_PAGE:
-                    if not self.overflowed:
-                        return  # every later write is in the buffer
-                    self.overflowed = False  # the buffer lost writes while we caught up: read on from the log
-        finally:
-            self._catching_up = False
+        while True:
+            page = await self.store.event_log(session_id, self.position, CATCH_UP_PAGE)
+            for entry in page.entries:
+                await self._send_logged(entry)
+            if len(page.entries) < CATCH_UP_PAGE:
+                if not self.overflowed:
+                    return  # every later write is in the buffer
+                self.overflowed = False  # the buffer lost writes while we caught up: read on from the log
 
     async def _send_logged(self, entry: LogEntry) -> None:
-        picked = self._select(entry)
-        if self.sources:
-            framed = self._with_dependencies(Published(entry, self.limits), picked)
-            if framed is not None:
-                await self._send(framed.data, entry.revision)
-                self.position = entry.revision + 1
-                return
+        """A replayed write: shown only if the observer may observe it now as well as then (decided before
+        any await, so live writes offered meanwhile are judged by their own rules alone)."""
+        self._catching_up = True
+        try:
+            picked = self._select(entry)
+            framed = self._with_dependencies(Published(entry, self.limits), picked) if self.sources else None
+        finally:
+            self._catching_up = False
+        if framed is not None:
+            await self._send(framed.data, entry.revision)
+            self.position = entry.revision + 1
+            return
         if picked is False:
             self._skipped += 1
             if self._skipped >= self._progress_every:
