@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,14 +27,13 @@ class ServerPorts:
 
 
 @contextlib.contextmanager
-def server_process(cpu: int | None = None) -> Iterator[ServerPorts]:
-    """Runs `benchmarks._servers` in its own interpreter: the servers get their own GIL and event loop, as in use.
+def child_servers(module: str, *args: str) -> Iterator[tuple[dict[str, Any], int]]:
+    """Runs `python -m module args`, whose first stdout line is JSON (its ports); yields it and the pid.
 
-    `cpu`: pin the server process (and the threads gRPC starts in it) to that core.
+    EOF on its stdin asks it to stop gracefully; it is reaped either way.
     """
-    pin = [] if cpu is None else ["--cpu", str(cpu)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._servers", *pin],
+        [sys.executable, "-m", module, *args],
         cwd=PROJECT_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -43,11 +43,22 @@ def server_process(cpu: int | None = None) -> Iterator[ServerPorts]:
     try:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"server process exited early with code {proc.wait()}")
-        yield ServerPorts(**json.loads(line), pid=proc.pid)
+            raise RuntimeError(f"{module} exited early with code {proc.wait()}")
+        yield json.loads(line), proc.pid
     finally:
-        proc.stdin.close()  # EOF asks the servers to stop gracefully
+        proc.stdin.close()
         _reap(proc)
+
+
+@contextlib.contextmanager
+def server_process(cpu: int | None = None) -> Iterator[ServerPorts]:
+    """Runs `benchmarks._servers` in its own interpreter: the servers get their own GIL and event loop, as in use.
+
+    `cpu`: pin the server process (and the threads gRPC starts in it) to that core.
+    """
+    pin = [] if cpu is None else ["--cpu", str(cpu)]
+    with child_servers("benchmarks._servers", *pin) as (ports, pid):
+        yield ServerPorts(**ports, pid=pid)
 
 
 def free_port() -> int:

@@ -20,9 +20,6 @@ import asyncio
 import contextlib
 import gc
 import itertools
-import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -34,7 +31,7 @@ from bridge.limits import channel_options
 
 from ._cases import SMALL_PAYLOAD
 from ._measure import Plan, Stats, interleave
-from ._processes import PROJECT_ROOT, _reap
+from ._processes import child_servers
 from ._report import Row, Target, combine, environment, table, write_json
 from ._servers import ECHO_METHOD
 from ._store_servers import STORES
@@ -53,22 +50,8 @@ GROUPED = Plan(warmup=20, rounds=60, per_round=5)
 @contextlib.contextmanager
 def store_servers() -> Iterator[dict[str, int]]:
     """The child process's ports by store name (and "echo"); it stops when this exits."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._store_servers"],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"store server process exited early with code {proc.wait()}")
-        yield json.loads(line)
-    finally:
-        proc.stdin.close()
-        _reap(proc)
+    with child_servers("benchmarks._store_servers") as (ports, _):
+        yield ports
 
 
 @contextlib.asynccontextmanager
