@@ -40,7 +40,7 @@ class TrialContext:
         self._count = 0
         self._lock = threading.Lock()
         self._closed = False  # set when the iteration is being reported: later evaluations are dropped
-        self._queue: asyncio.Queue[tuple[int, float | None, dict[str, Any]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, float | None, dict[str, Any]] | None] | None = None  # on first use
         self._sender: asyncio.Task[None] | None = None
 
     def record_evaluation(self, score: float | None, metrics: Mapping[str, Any] | None = None) -> int:
@@ -67,13 +67,17 @@ class TrialContext:
 
     def _enqueue(self, item: tuple[int, float | None, dict[str, Any]]) -> None:
         """On the loop: queue it; one sender sends them in order, so a burst cannot overrun the channel."""
+        if self._closed:  # scheduled from a thread the objective left running, after the iteration ended
+            self.dropped += 1
+            return
+        if self._queue is None:  # most objectives record nothing: an iteration then makes no queue
+            self._queue = asyncio.Queue()
+            self._sender = self._loop.create_task(self._send_all(self._queue))
         self._queue.put_nowait(item)
-        if self._sender is None:
-            self._sender = self._loop.create_task(self._send_all())
 
-    async def _send_all(self) -> None:
+    async def _send_all(self, queue: asyncio.Queue[tuple[int, float | None, dict[str, Any]] | None]) -> None:
         while True:
-            item = await self._queue.get()
+            item = await queue.get()
             if item is None:
                 return
             number, score, metrics = item
@@ -87,11 +91,9 @@ class TrialContext:
         # Enqueues from the objective's thread were scheduled before its completion was: they have run.
         with self._lock:
             self._closed = True
-        if self._sender is None:
-            return
-        self._queue.put_nowait(None)
-        await self._sender
-        self._sender = None
+        if self._queue is not None and self._sender is not None:
+            self._queue.put_nowait(None)
+            await self._sender
         if self.dropped:
             log.warning(
                 "iteration %d: %d evaluations not kept (beyond %d, or recorded after the iteration ended)",

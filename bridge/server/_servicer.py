@@ -235,9 +235,10 @@ class VariableServicer(SessionServicer):
 
     async def GetVariable(self, request: pb.GetVariableRequest, context: Ctx) -> pb.GetVariableResponse | bytes:
         session_id = await self._authenticate(request, context)
+        tracked = None
         if request.tracking_id:
             check_ref(request.ref, self.limits)  # bounded before it is kept
-        tracked = self._track(request.tracking_id, session_id, [request.ref]) if request.tracking_id else None
+            tracked = self._track(request.tracking_id, session_id, [request.ref])
         record = await self._read(session_id, request.ref)
         await self.store.count_reads([record.id])
         if tracked:
