@@ -14,9 +14,8 @@ Sessions (bounded by `Limits.max_sessions`) and their revisions are also kept in
 that authenticating a call costs no query, and so are recently used variables' current records
 (`_sqlite_cache`), so that a read or a write's look at the record it replaces usually costs none.
 
-Read counts are the one thing written late: they are gathered in memory and flushed at most
-`READ_FLUSH_SECONDS` later (and on close), so a read costs no commit; a crash may lose the last
-second's counts, never a value.
+Read counts are the one thing written late (`_read_counts`): a read costs no commit; a crash may
+lose the last second's counts, never a value.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from ..errors import RevisionCompactedError, SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import _sqlite_reads as reads
 from ._interface import Listener, Store, Transaction
+from ._read_counts import PendingReads
 from ._records import (
     Change,
     EventLog,
@@ -58,10 +58,6 @@ T = TypeVar("T")
 log = logging.getLogger("dspex.store")
 _new_tuple = tuple.__new__
 
-#: Seconds a served read may wait before its count is written.
-READ_FLUSH_SECONDS = 1.0
-#: Variables whose read counts wait at once before a flush is forced.
-MAX_PENDING_READ_COUNTS = 10_000
 #: `PRAGMA synchronous` when none is given: an acknowledged write survives power loss (docs/stores.md).
 DEFAULT_SYNCHRONOUS = "full"
 
@@ -115,8 +111,7 @@ class SQLiteStore(Store):
         self._cache = RecordCache()
         self._sessions = {record.session_id: _Session(record, *state) for record, *state in loaded}
         self._deleting: dict[str, asyncio.Event] = {}  # session ID -> set once its deletion is done
-        self._pending_reads: dict[str, int] = {}
-        self._flush: asyncio.TimerHandle | None = None
+        self._reads = PendingReads(lambda counts: self._write(self._writes.count_reads, counts))
         self._closed = False
 
     def _stop_threads(self) -> None:
@@ -245,7 +240,7 @@ class SQLiteStore(Store):
             for vid, record in txn.staged.items():
                 if record is None:
                     cache.drop(vid)
-                    self._pending_reads.pop(vid, None)
+                    self._reads.forget(vid)
                 else:
                     cache.put(record)
             if session.listeners:
@@ -322,36 +317,11 @@ class SQLiteStore(Store):
         return await self.read(reads.history, variable_id, limit, offset)
 
     async def count_reads(self, variable_ids: list[str]) -> None:
-        pending = self._pending_reads
-        for vid in variable_ids:
-            pending[vid] = pending.get(vid, 0) + 1
-        if len(pending) >= MAX_PENDING_READ_COUNTS:
-            self._flush_reads()
-        elif self._flush is None and pending:
-            self._flush = asyncio.get_running_loop().call_later(READ_FLUSH_SECONDS, self._flush_reads)
-
-    def _flush_reads(self) -> asyncio.Future[None] | None:
-        """Writes the gathered read counts; on failure they are gathered again for the next flush."""
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        counts, self._pending_reads = self._pending_reads, {}
-        if not counts or self._closed:
-            return None
-
-        def after(_: object, error: BaseException | None) -> None:
-            if error is not None:
-                log.error("writing read counts failed: %s", error)
-                for vid, n in counts.items():
-                    self._pending_reads[vid] = self._pending_reads.get(vid, 0) + n
-
-        flushing = self._write(self._writes.count_reads, counts, after=after)
-        flushing.add_done_callback(_retrieved)
-        return flushing
+        self._reads.add(variable_ids)
 
     async def stats(self, variable_id: str) -> VariableStatsRecord:
         found = await self.read(reads.stats, variable_id)
-        reads_served = found.read_count + (self._pending_reads.get(variable_id, 0) if found.version else 0)
+        reads_served = found.read_count + (self._reads.pending(variable_id) if found.version else 0)
         optimizing = found.optimization_time_s
         run = found.current_run
         if run is not None and run.ended_at is None:
@@ -434,16 +404,8 @@ class SQLiteStore(Store):
         """Writes the read counts still gathered, then closes both connections and the lock file."""
         if self._closed:
             return
-        flushed = self._flush_reads()
-        if flushed is not None:
-            with contextlib.suppress(Exception):  # logged by the flush
-                await flushed
+        await self._reads.close()
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._stop_threads)
         os.close(self._lock_fd)
 
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Marks a future nobody awaits as handled (its error was logged where it was handled)."""
-    if not future.cancelled():
-        future.exception()

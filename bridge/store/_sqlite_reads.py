@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from fnmatch import fnmatchcase
 from typing import NamedTuple
 
+from ._codec import RUNS, SESSIONS, TRIALS, VARIABLES
 from ._records import (
     Change,
     LogEntry,
@@ -20,7 +21,6 @@ from ._records import (
     TrialRecord,
     VariableRecord,
 )
-from ._sqlite_codec import RUNS, SESSIONS, TRIALS, VARIABLES
 
 _new_tuple = tuple.__new__
 

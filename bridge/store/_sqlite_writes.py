@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 from ..errors import SessionNotFoundError
 from ..limits import Limits
+from ._codec import RUNS, SESSIONS, TRIALS, VARIABLES
 from ._records import OptimizationRecord, SessionRecord, TrialRecord, VariableRecord
-from ._sqlite_codec import RUNS, SESSIONS, TRIALS, VARIABLES
 from ._sqlite_reads import run_record, variable
 
 #: What one logged change costs beyond its value and metadata, as the memory store counts it.

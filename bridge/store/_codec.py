@@ -1,4 +1,5 @@
-"""Records to JSON text and back, driven by their type annotations, for the SQLite store.
+"""Records to JSON text and back, driven by their type annotations, for the stores that keep
+records outside this process (SQLite, Redis).
 
 Every field of a record is written under its name, so a field added to a record later is
 stored with no change here (or refused loudly, if its annotation is one this codec does not
@@ -34,7 +35,7 @@ def _converter(hint: Any, where: str) -> _Convert | None:
     if origin in (types.UnionType, typing.Union):
         options = [a for a in args if a is not type(None)]
         if len(options) != 1:
-            raise TypeError(f"{where}: the SQLite store cannot store a union of {options}")
+            raise TypeError(f"{where}: a store cannot keep a union of {options}")
         inner = _converter(options[0], where)
         return None if inner is None else (lambda v: None if v is None else inner(v))
     if origin is dict:
@@ -50,7 +51,7 @@ def _converter(hint: Any, where: str) -> _Convert | None:
         return lambda v: tuple([convert(x) for convert, x in zip(parts, v, strict=True)])
     if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
         return _named_tuple(hint)
-    raise TypeError(f"{where}: the SQLite store does not know how to store {hint!r}")
+    raise TypeError(f"{where}: a store does not know how to keep {hint!r}")
 
 
 def _named_tuple(cls: type) -> _Convert:
