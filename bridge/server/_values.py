@@ -15,6 +15,7 @@ from ..types import VariableType
 
 _new_tuple = tuple.__new__
 _SCALARS = frozenset({"float_value", "int_value", "string_value", "bool_value"})
+_FRAMEWORKS = ("", "torch")
 #: The metadata of a write that sent none: one shared dict (records are never mutated), not one per write.
 NO_METADATA: dict[str, Any] = {}
 
@@ -60,6 +61,16 @@ def coerce_wire(
     if array_data is None and kind in _SCALARS:  # no decoding to do, nothing to bound, never None
         decoded = getattr(value, kind)
         coerced = t.coerce_value(decoded, constraints, var)
+    elif array_data is None and kind == "array_value":  # in its message: registrations and imports
+        msg = value.array_value
+        data = msg.data  # a copy, read once: the array is a view of it, and it is what is kept
+        try:
+            decoded = array_from_wire(msg, native=False, data=data)
+        except BridgeError as exc:
+            raise named(exc, var) from None
+        coerced = t.coerce_value(decoded, constraints, var)
+        if coerced is decoded:  # the head every array of its dtype, shape and framework has
+            return _new_tuple(StoredValue, (_array_head(msg.dtype, decoded.shape, msg.framework), data or b""))
     else:
         decoded = decode_value(value, var, limits, array_data)
         coerced = t.coerce(decoded, constraints, var)
@@ -73,6 +84,21 @@ def coerce_wire(
     if coerced is decoded:
         return _new_tuple(StoredValue, (value.SerializeToString(), None))  # StoredValue(...), minus its Python __new__
     return StoredValue(encode(coerced, limits).SerializeToString())
+
+
+_HEADS: dict[tuple[str, tuple[int, ...], str], bytes] = {}
+
+
+def _array_head(dtype: str, shape: tuple[int, ...], framework: str) -> bytes:
+    """The serialized Value of an array without its bytes, which `array_header` would build: looked up,
+    since a batch of arrays (the embeddings of an import) shares a few shapes."""
+    key = (dtype, shape, framework)
+    head = _HEADS.get(key)
+    if head is None:
+        head = pb.Value(array_value=pb.NDArray(dtype=dtype, shape=shape, framework=framework)).SerializeToString()
+        if len(_HEADS) < 1024 and framework in _FRAMEWORKS:  # bounded, whatever clients send
+            _HEADS[key] = head
+    return head
 
 
 def decode_metadata(msg: pb.MapValue, var: str, limits: Limits, what: str = "metadata") -> dict[str, Any]:
