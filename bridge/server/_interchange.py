@@ -98,8 +98,15 @@ class _Entry:
 
     __slots__ = ("error", "fields", "history", "item", "kinds", "name", "version")
 
-    def __init__(self, item: pb.ExportedVariable, fields: dict[str, Any] | None, error: BridgeError | None) -> None:
-        self.name: str = item.spec.name
+    def __init__(
+        self,
+        name: str,
+        item: pb.ExportedVariable,
+        fields: dict[str, Any] | None,
+        kinds: dict[str, tuple[str, tuple[tuple[str, str], ...]]],
+        error: BridgeError | None,
+    ) -> None:
+        self.name = name
         self.item = item
         #: What a registration would store (`_prepare_spec`), or None when `error` is set.
         self.fields = fields
@@ -107,7 +114,7 @@ class _Entry:
         #: Earlier versions, oldest first: (version, stored value, updated_at, updated_by, metadata, its bytes).
         self.history: deque[tuple[Any, ...]] = deque()
         #: Dependency name -> (type, metadata items) for its typed edges.
-        self.kinds: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+        self.kinds = kinds
         self.error = error
 
 
@@ -283,11 +290,10 @@ class InterchangeServicer(OptimizationServicer):
                     f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
                 )
             for item in request.variables:
-                if item.spec.name in entries:
-                    raise ValidationError(
-                        f"variable {item.spec.name[:128]!r} appears twice in the import", rule="import"
-                    )
-                entries[item.spec.name] = self._entry(item)
+                entry = self._entry(item)
+                if entry.name in entries:
+                    raise ValidationError(f"variable {entry.name[:128]!r} appears twice in the import", rule="import")
+                entries[entry.name] = entry
             check_count(
                 len(entries), limits.max_variables_per_session, "variables in one import", "max_variables_per_session"
             )
@@ -311,15 +317,15 @@ class InterchangeServicer(OptimizationServicer):
 
     def _entry(self, item: pb.ExportedVariable) -> _Entry:
         """Validates one variable as a registration would."""
+        spec = item.spec
         try:
-            fields = self._prepare_spec(item.spec)
+            fields = self._prepare_spec(spec)
             if item.version < 0:
                 raise ValidationError(f"{fields['name']}: version must be positive, got {item.version}", rule="version")
-            entry = _Entry(item, fields, None)
-            entry.kinds = _dependency_kinds(fields, item.dependency_kinds)
-            return entry
+            kinds = item.dependency_kinds
+            return _Entry(fields["name"], item, fields, _dependency_kinds(fields, kinds) if kinds else {}, None)
         except BridgeError as exc:
-            return _Entry(item, None, exc)
+            return _Entry(spec.name, item, None, {}, exc)
 
     def _add_version(self, entry: _Entry, v: pb.ExportedVersion) -> None:
         """Validates an earlier version as a write of its variable, and keeps it (within the retention);
@@ -441,8 +447,11 @@ class InterchangeServicer(OptimizationServicer):
                 "dependencies": tuple(dict.fromkeys(dependencies)),
                 "dependency_kinds": tuple(kinds),
                 "last_update_metadata": written[0],
+                "metadata_bytes": written[1],
             },
-        )._replace(version=entry.version, metadata_bytes=written[1])
+        )
+        if record.version != entry.version:  # `_new_record` makes version 1: remade only for another
+            record = record._replace(version=entry.version)
         history = [
             record._replace(
                 version=v, value=stored, updated_at=at, updated_by=writer, last_update_metadata=md, metadata_bytes=mb
@@ -543,6 +552,8 @@ def _dependency_order(entries: list[_Entry]) -> tuple[list[_Entry], set[str]]:
         waiting[entry.name] = len(deps)
         for dep in deps:
             dependents.setdefault(dep, []).append(entry.name)
+    if not dependents:  # no edge inside the import: name order
+        return [by_name[name] for name in sorted(by_name)], set()
     ready = [name for name, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     order = []
