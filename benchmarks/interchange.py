@@ -9,7 +9,8 @@ The server runs in a child process (`benchmarks._servers`); this process is the 
 - embeddings: 1,000 768-d float32 embeddings exported and imported through parquet, against a
   raw pyarrow write + read of the same embeddings (a name column and a fixed-size-list column,
   pyarrow's defaults: the target, <= 2x) and, for context, against pyarrow writing and reading
-  the very table our file holds, with our writer options (zstd, page checksums).
+  the very table our file holds, with our writer options (`_parquet.WRITE_OPTIONS`: zstd text
+  columns, a snappy array column, page checksums).
 
 Rounds alternate the cases in a seeded order; figures are medians over the rounds (and with
 --runs N, over the runs).
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 
 from bridge.client import SessionContext, connect
 from bridge.interchange import decode, encode
+from bridge.interchange._parquet import WRITE_OPTIONS
 
 from ._measure import Stats
 from ._processes import server_process
@@ -149,8 +151,7 @@ def _raw_defaults(names: list[str], embeddings: np.ndarray) -> None:
 def _raw_same(table_: pa.Table) -> None:
     """pyarrow writing and reading the table our file holds, with our writer options."""
     sink = io.BytesIO()
-    dictionary = [c for c in table_.column_names if c != "array_data"]
-    pq.write_table(table_, sink, compression="zstd", use_dictionary=dictionary, write_page_checksum=True)
+    pq.write_table(table_, sink, **WRITE_OPTIONS)
     pq.read_table(io.BytesIO(sink.getvalue()), page_checksum_verification=True)
 
 

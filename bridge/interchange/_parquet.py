@@ -10,8 +10,10 @@ under `dspex`.
 
 Columns are built and read whole: the array bytes go into one buffer and come back as views
 of it, so a thousand embeddings cost about what pyarrow's own write and read of them do.
-Pages are zstd-compressed and checksummed (a flipped byte fails the import); the array
-column skips dictionary encoding, which never pays for distinct blobs.
+Pages are checksummed (a flipped byte fails the import). The text columns are
+zstd-compressed; the array column is snappy-compressed (pyarrow's default codec), since zstd
+saves little on floats (7 % on random float32) for twice the time of the whole write and
+read, and skips dictionary encoding, which never pays for distinct blobs.
 """
 
 from __future__ import annotations
@@ -33,10 +35,16 @@ _META_KEY = b"dspex"
 _JSON_FIELDS = ("constraints", "metadata", "access_rules", "dependencies")
 _LATE_JSON_FIELDS = ("history",)
 _RUNS = "optimization_runs"
-_TEXT_COLUMNS = ("name", "type", "value", "array_dtype", "array_framework", *_JSON_FIELDS, *_LATE_JSON_FIELDS, _RUNS)
 _COLUMNS = ("name", "type", "value", "array_dtype", "array_shape", "array_data", "array_framework")
 _COLUMNS += (*_JSON_FIELDS, "version", *_LATE_JSON_FIELDS, _RUNS)
 _LITTLE = {name: np.dtype(name).newbyteorder("<") for name in WIRE_DTYPES}
+#: How the file is written (`pq.write_table` options); benchmarks.interchange times pyarrow with them too.
+WRITE_OPTIONS: dict[str, Any] = {
+    "compression": {**{k: "zstd" for k in _COLUMNS}, "array_data": "snappy"},
+    "use_dictionary": [k for k in _COLUMNS if k != "array_data"],
+    "write_page_checksum": True,  # a flipped byte is caught on import
+}
+_NO_ARRAY = (None, None, None, None)
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -71,55 +79,52 @@ def _runs_by_row(document: dict[str, Any]) -> list[list[Any]] | None:
 
 
 def encode_parquet(document: dict[str, Any]) -> bytes:
+    """Column by column: each column is one pass over the variables."""
     pa, pq = _pyarrow()
-    columns: dict[str, list[Any]] = {k: [] for k in _COLUMNS if k != "array_data"}
-    payloads: list[Any] = []
-    present = set()
-    for var in document["variables"]:
-        value = var["value"]
-        columns["name"].append(var["name"])
-        columns["type"].append(var["type"])
-        if isinstance(value, np.ndarray) or is_torch_tensor(value):
-            framework = "torch" if is_torch_tensor(value) else ""
-            arr = torch_to_numpy(value) if framework else value
-            dtype, payload = array_bytes(arr)
-            columns["value"].append(None)
-            columns["array_dtype"].append(dtype)
-            columns["array_shape"].append(arr.shape)
-            columns["array_framework"].append(framework)
-            payloads.append(payload)
-        else:
-            columns["value"].append(_text(value))
-            for key in ("array_dtype", "array_shape", "array_framework"):
-                columns[key].append(None)
-            payloads.append(None)
-        columns["version"].append(var.get("version"))
-        for key in (*_JSON_FIELDS, *_LATE_JSON_FIELDS):
-            if key in var:
-                present.add(key)
-                columns[key].append(_text(var[key]))
-            else:
-                columns[key].append(None)
+    variables = document["variables"]
+    array_rows = [_array_row(var["value"]) for var in variables]
+    dtypes, shapes, frameworks, payloads = zip(*array_rows, strict=True) if array_rows else ((),) * 4
+    columns: dict[str, Any] = {
+        "name": [var["name"] for var in variables],
+        "type": [var["type"] for var in variables],
+        "value": [
+            _text(var["value"]) if row is _NO_ARRAY else None for var, row in zip(variables, array_rows, strict=True)
+        ],
+        "array_dtype": dtypes,
+        "array_framework": frameworks,
+    }
+    present = []
+    for key in (*_JSON_FIELDS, *_LATE_JSON_FIELDS):
+        texts = [_text(var[key]) if key in var else None for var in variables]
+        if any(text is not None for text in texts):
+            present.append(key)
+        columns[key] = texts
     runs = _runs_by_row(document)
-    columns[_RUNS] = [None] * len(payloads) if runs is None else [_text(r) if r else None for r in runs]
-    arrays = {k: pa.array(v, type=pa.string()) for k, v in columns.items() if k in _TEXT_COLUMNS}
-    arrays["array_shape"] = pa.array(columns["array_shape"], type=pa.list_(pa.int64()))
-    arrays["version"] = pa.array(columns["version"], type=pa.int64())
-    arrays["array_data"] = _binary_column(pa, payloads)
-    table = pa.table({k: arrays[k] for k in _COLUMNS})
+    columns[_RUNS] = [None] * len(variables) if runs is None else [_text(r) if r else None for r in runs]
+    arrow = {k: pa.array(v, type=pa.string()) for k, v in columns.items()}
+    arrow["array_shape"] = pa.array(shapes, type=pa.list_(pa.int64()))
+    arrow["version"] = pa.array([var.get("version") for var in variables], type=pa.int64())
+    arrow["array_data"] = _binary_column(pa, payloads)
+    table = pa.table({k: arrow[k] for k in _COLUMNS})
     header = {k: v for k, v in document.items() if k not in ("variables", _RUNS)}
     header["variable_fields"] = sorted(present)
     header["has_runs"] = runs is not None
     table = table.replace_schema_metadata({_META_KEY: _text(header).encode()})
     sink = io.BytesIO()
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        use_dictionary=[k for k in _COLUMNS if k != "array_data"],
-        write_page_checksum=True,  # a flipped byte is caught on import
-    )
+    pq.write_table(table, sink, **WRITE_OPTIONS)
     return sink.getvalue()
+
+
+def _array_row(value: Any) -> tuple[Any, Any, Any, Any]:
+    """An array's dtype, shape, framework and little-endian bytes; `_NO_ARRAY` for any other value."""
+    if isinstance(value, np.ndarray):
+        dtype, payload = array_bytes(value)
+        return dtype, value.shape, "", payload
+    if is_torch_tensor(value):
+        arr = torch_to_numpy(value)
+        dtype, payload = array_bytes(arr)
+        return dtype, arr.shape, "torch", payload
+    return _NO_ARRAY
 
 
 def _binary_column(pa: Any, payloads: list[Any]) -> Any:
@@ -155,30 +160,30 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
     if missing:
         raise ImportFormatError(f"the parquet export lacks columns {sorted(missing)}")
     col = {k: table.column(k).to_pylist() for k in _COLUMNS if k != "array_data"}
-    payloads = _payloads(pa, table.column("array_data"))
+    arrays = _arrays(pa, table.column("array_data"), col["name"], col["array_dtype"], col["array_shape"])
     early = [(key, col[key]) for key in _JSON_FIELDS if key in fields]
     late = [(key, col[key]) for key in _LATE_JSON_FIELDS if key in fields]
-    dtypes, shapes, frameworks, values = col["array_dtype"], col["array_shape"], col["array_framework"], col["value"]
-    versions, row_runs = col["version"], col[_RUNS]
     variables = []
     runs: list[Any] = []
-    for i, (name, type_) in enumerate(zip(col["name"], col["type"], strict=True)):
+    rows = zip(
+        col["name"], col["type"], col["value"], arrays, col["array_framework"], col["version"], col[_RUNS], strict=True
+    )
+    for i, (name, type_, text, array, framework, version, row_runs) in enumerate(rows):
         var: dict[str, Any] = {"name": name, "type": type_}
-        if dtypes[i] is not None:
-            value = _array(name, dtypes[i], shapes[i], payloads[i])
-            var["value"] = _torch(value) if frameworks[i] == "torch" else value
+        if array is not None:
+            var["value"] = _torch(array) if framework == "torch" else array
         else:
-            var["value"] = _field(values[i], name, "value")
+            var["value"] = _field(text, name, "value")
         for key, texts in early:
             if texts[i] is not None:
                 var[key] = _field(texts[i], name, key)
-        if versions[i] is not None:
-            var["version"] = versions[i]
+        if version is not None:
+            var["version"] = version
         for key, texts in late:
             if texts[i] is not None:
                 var[key] = _field(texts[i], name, key)
-        if row_runs[i] is not None:
-            these = _field(row_runs[i], name, _RUNS)
+        if row_runs is not None:
+            these = _field(row_runs, name, _RUNS)
             if not isinstance(these, list):
                 raise ImportFormatError(f"{name}: {_RUNS} is not a list")
             runs.extend(these)
@@ -189,25 +194,47 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
     return document
 
 
-def _payloads(pa: Any, column: Any) -> list[np.ndarray | None]:
-    """Each row's array bytes, as read-only views of the column's one buffer (None where there is none)."""
+def _arrays(pa: Any, column: Any, names: list[Any], dtypes: list[Any], shapes: list[Any]) -> list[np.ndarray | None]:
+    """Each row's array (None for a row without a dtype), as a read-only view of the column's one buffer."""
     if column.type not in (pa.binary(), pa.large_binary()):
         raise ImportFormatError(f"the parquet export's array_data column is {column.type}, not binary")
-    out: list[np.ndarray | None] = []
-    for chunk in column.chunks:
-        _, offsets_buf, data_buf = chunk.buffers()
-        width = np.int64 if chunk.type == pa.large_binary() else np.int32
-        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        raw = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
-        out.extend(raw[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(chunk)))
-    return out
+    chunk = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # several: copied into one
+    _, offsets_buf, data_buf = chunk.buffers()
+    width = np.int64 if chunk.type == pa.large_binary() else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+    raw = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    block = _block(chunk, offsets, raw, dtypes, shapes)
+    if block is not None:
+        return list(block)
+    valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+    return [
+        None if dtype is None else _array(name, dtype, shape, raw[offsets[i] : offsets[i + 1]] if valid[i] else None)
+        for i, (name, dtype, shape) in enumerate(zip(names, dtypes, shapes, strict=True))
+    ]
+
+
+def _block(chunk: Any, offsets: np.ndarray, raw: np.ndarray, dtypes: list[Any], shapes: list[Any]) -> Any:
+    """Every row's array as one (rows, *shape) view, when all rows hold non-empty arrays of one dtype and
+    shape (a batch of embeddings); None otherwise, and each row is read on its own."""
+    if not dtypes or chunk.null_count or dtypes.count(dtypes[0]) != len(dtypes):
+        return None
+    little, shape = _LITTLE.get(dtypes[0]), shapes[0]
+    if little is None or not isinstance(shape, list) or shapes.count(shape) != len(shapes):
+        return None
+    if not shape or not all(type(d) is int and d > 0 for d in shape):  # a 0-d row would come back a scalar
+        return None
+    size = math.prod(shape) * little.itemsize
+    if not np.array_equal(np.diff(offsets), np.full(len(dtypes), size)):
+        return None
+    return raw[offsets[0] : offsets[-1]].view(little).reshape(len(dtypes), *shape)
 
 
 def _field(text: Any, name: str, key: str) -> Any:
     """A variable's field kept as portable JSON text."""
-    if text == "{}" or text == "[]":  # the commonest constraints, metadata and rules
-        return {} if text == "{}" else []
+    if text == "{}":  # the commonest constraints, metadata and rules
+        return {}
+    if text == "[]":
+        return []
     return from_portable(_json(text, f"{name}: {key}"))
 
 
@@ -221,10 +248,10 @@ def _json(text: Any, what: str) -> Any:
 
 
 def _array(name: str, dtype: Any, shape: Any, raw: np.ndarray | None) -> np.ndarray:
-    if dtype not in WIRE_DTYPES or not isinstance(shape, list) or raw is None:
+    little = _LITTLE.get(dtype)
+    if little is None or not isinstance(shape, list) or raw is None:
         raise ValidationError(f"{name}: malformed array columns", rule="import_value")
-    little = _LITTLE[dtype]
-    if any(d < 0 for d in shape) or math.prod(shape) * little.itemsize != raw.nbytes:
+    if min(shape, default=0) < 0 or math.prod(shape) * little.itemsize != raw.nbytes:
         raise ValidationError(f"{name}: array of shape {shape} and dtype {dtype} does not match its {raw.nbytes} bytes")
     return raw.view(little).reshape(shape) if raw.nbytes else np.empty(shape, dtype=little)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from hypothesis import given
@@ -136,3 +139,64 @@ def test_a_newer_format_version_is_refused() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown format 'xml'; supported: json, yaml, pickle, parquet"):
         encode(document(1), "xml")
+
+
+def _arrays_document(*values: Any) -> dict[str, Any]:
+    doc = document(*values)
+    for var in doc["variables"]:
+        var["type"] = "tensor"
+    return doc
+
+
+def test_parquet_reads_a_batch_of_same_shaped_arrays_back_each_as_its_own_array() -> None:
+    batch = [np.arange(i, i + 768, dtype=np.float32) for i in range(50)]
+    back = [var["value"] for var in roundtrip(_arrays_document(*batch), "parquet")["variables"]]
+    assert all(same(got, arr) and type(got) is np.ndarray for got, arr in zip(back, batch, strict=True))
+    back[0][:] = -1  # views of one buffer, each over its own bytes
+    assert all(same(got, arr) for got, arr in zip(back[1:], batch[1:], strict=True))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [np.arange(767, dtype=np.float32), np.arange(768.0), np.zeros((0,), np.float32), np.array(1.5, np.float32), 0.5],
+    ids=["shorter", "float64", "empty", "0-d", "not-an-array"],
+)
+def test_parquet_reads_a_mixed_batch_of_arrays_exactly(odd: Any) -> None:
+    values = [np.arange(768, dtype=np.float32), odd, torch.ones(768), np.arange(768, dtype=np.float32)[::-1]]
+    back = roundtrip(_arrays_document(*values), "parquet")["variables"]
+    assert all(same(var["value"], value) for var, value in zip(back, values, strict=True))
+
+
+def _rewritten(data: bytes, change: Any, **options: Any) -> bytes:
+    """Our parquet file with its table changed by `change` (schema metadata kept), written by pyarrow."""
+    table = pq.read_table(io.BytesIO(data))
+    sink = io.BytesIO()
+    pq.write_table(change(table).replace_schema_metadata(table.schema.metadata), sink, **options)
+    return sink.getvalue()
+
+
+def test_parquet_written_in_several_row_groups_reads_back_exactly() -> None:
+    values = [np.arange(i, i + 16, dtype=np.float32) for i in range(10)]
+    data = _rewritten(encode(_arrays_document(*values), "parquet"), lambda t: t, row_group_size=3)
+    assert all(same(v["value"], x) for v, x in zip(decode(data, "parquet")["variables"], values, strict=True))
+
+
+def _column(table: pa.Table, name: str, values: list[Any]) -> pa.Table:
+    index = table.column_names.index(name)
+    return table.set_column(index, name, pa.array(values, type=table.schema.field(name).type))
+
+
+@pytest.mark.parametrize(
+    "name,values,match",
+    [
+        ("array_data", [b"\0" * 64, b"\0" * 64, b"\0" * 60], "does not match its 60 bytes"),
+        ("array_data", [b"\0" * 64, None, b"\0" * 64], "malformed array columns"),
+        ("array_shape", [[16], [16], [-1]], "does not match"),
+        ("array_dtype", ["float32", "float32", "float128"], "malformed array columns"),
+    ],
+    ids=["short-bytes", "no-bytes", "negative-dimension", "unknown-dtype"],
+)
+def test_parquet_refuses_array_columns_that_do_not_agree(name: str, values: list[Any], match: str) -> None:
+    data = encode(_arrays_document(*(np.zeros(16, np.float32) for _ in range(3))), "parquet")
+    with pytest.raises(ValueError, match=match):
+        decode(_rewritten(data, lambda t: _column(t, name, values)), "parquet")
