@@ -7,7 +7,7 @@ to the microsecond, which is exactly what the host keeps of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,21 +101,25 @@ class ExportReader:
     def _variable(self, item: pb.ExportedVariable) -> dict[str, Any]:
         spec = item.spec
         value = spec.initial_value
+        rules = spec.access_rules
         var: dict[str, Any] = {
             "name": spec.name,
             "type": spec.type,
             # an array straight from its message: most of a large export, and decode() only dispatches to it
             "value": array_from_wire(value.array_value) if value.HasField("array_value") else decode(value),
-            "constraints": decode_map(spec.constraints) if spec.constraints.entries else {},
-            "metadata": decode_map(spec.metadata) if spec.metadata.entries else {},
+            # HasField and the emptiness tests skip the work (and the wrappers) most variables need none of
+            "constraints": decode_map(spec.constraints) if spec.HasField("constraints") else {},
+            "metadata": decode_map(spec.metadata) if spec.HasField("metadata") else {},
             "access_rules": [
                 {
                     "session_pattern": r.session_pattern,
                     "permissions": list(r.permissions),
                     "conditions": dict(sorted(r.conditions.items())),
                 }
-                for r in spec.access_rules
-            ],
+                for r in rules
+            ]
+            if rules
+            else [],
         }
         if self.include_dependencies:
             var["dependencies"] = _dependencies(spec.dependencies, item.dependency_kinds)
@@ -148,9 +152,11 @@ class ExportReader:
         return document
 
 
-def _dependencies(names: Iterable[str], kinds: Iterable[pb.ExportedDependency]) -> list[Any]:
+def _dependencies(names: Iterable[str], kinds: Sequence[pb.ExportedDependency]) -> list[Any]:
     """A variable's dependencies as the document has them: a name for a plain data edge, else
     {"name", "type", "metadata"}."""
+    if not kinds:
+        return list(names)
     typed = {k.name: k for k in kinds}
     return [
         name
