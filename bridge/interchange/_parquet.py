@@ -18,7 +18,6 @@ read, and skips dictionary encoding, which never pays for distinct blobs.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from typing import Any
@@ -110,9 +109,9 @@ def encode_parquet(document: dict[str, Any]) -> bytes:
     header["variable_fields"] = sorted(present)
     header["has_runs"] = runs is not None
     table = table.replace_schema_metadata({_META_KEY: _text(header).encode()})
-    sink = io.BytesIO()
+    sink = pa.BufferOutputStream()  # pyarrow's own buffer: a BytesIO is written through Python, page by page
     pq.write_table(table, sink, **WRITE_OPTIONS)
-    return sink.getvalue()
+    return sink.getvalue().to_pybytes()
 
 
 def _array_row(value: Any) -> tuple[Any, Any, Any, Any]:
@@ -145,7 +144,7 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
     if not data.startswith(b"PAR1"):  # the footer's magic is checked by pyarrow, the leading one is not
         raise ImportFormatError("not a readable parquet export (corrupt?): it does not start with PAR1")
     try:
-        table = pq.read_table(io.BytesIO(data), page_checksum_verification=True)
+        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)  # read in place
     except (pa.ArrowException, OSError) as exc:
         raise ImportFormatError(f"not a readable parquet export (truncated or corrupt?): {exc}") from None
     meta = (table.schema.metadata or {}).get(_META_KEY)

@@ -284,17 +284,35 @@ def _chunks(variables: list[dict[str, Any]]) -> Iterator[bytes]:
 
 def _value(value: Any) -> tuple[_Parts, int]:
     """A serialized wire Value; an array's bytes as a view of the array, framed in."""
-    if isinstance(value, np.ndarray) or is_torch_tensor(value):
-        framework = "torch" if is_torch_tensor(value) else ""
-        arr = torch_to_numpy(value) if framework else value
-        dtype, payload = array_bytes(arr)
-        header = pb.NDArray(dtype=dtype, shape=arr.shape, framework=framework).SerializeToString()
-        data_prefix = prefix(_ARRAY_DATA, len(payload))
-        length = len(header) + len(data_prefix) + len(payload)
-        outer = prefix(_ARRAY_VALUE, length)
-        return [outer, header, data_prefix, payload], len(outer) + length
+    if isinstance(value, np.ndarray):
+        return _array_value(value, "")
+    if is_torch_tensor(value):
+        return _array_value(torch_to_numpy(value), "torch")
     encoded = encode(value).SerializeToString()
     return [encoded], len(encoded)
+
+
+def _array_value(arr: np.ndarray, framework: str) -> tuple[_Parts, int]:
+    dtype, payload = array_bytes(arr)
+    header = _array_header(dtype, arr.shape, framework)
+    data_prefix = prefix(_ARRAY_DATA, len(payload))
+    length = len(header) + len(data_prefix) + len(payload)
+    outer = prefix(_ARRAY_VALUE, length)
+    return [outer, header, data_prefix, payload], len(outer) + length
+
+
+_HEADERS: dict[tuple[str, tuple[int, ...], str], bytes] = {}
+
+
+def _array_header(dtype: str, shape: tuple[int, ...], framework: str) -> bytes:
+    """A serialized NDArray without its data: looked up, since the arrays of an import share a few shapes."""
+    key = (dtype, shape, framework)
+    header = _HEADERS.get(key)
+    if header is None:
+        header = pb.NDArray(dtype=dtype, shape=shape, framework=framework).SerializeToString()
+        if len(_HEADERS) < 1024:  # bounded, whatever the shapes
+            _HEADERS[key] = header
+    return header
 
 
 def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
@@ -304,7 +322,7 @@ def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
         map_into(spec.constraints, var["constraints"])
     if var.get("metadata"):
         map_into(spec.metadata, var["metadata"])
-    kinds = pb.ExportedVariable()
+    kinds = None  # the typed edges, which most variables have none of
     for dep in var.get("dependencies", ()):
         if isinstance(dep, str):
             spec.dependencies.append(dep)
@@ -312,6 +330,8 @@ def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
         spec.dependencies.append(dep["name"])
         kind, metadata = dep.get("type", "data"), dep.get("metadata") or {}
         if kind != "data" or metadata:
+            if kinds is None:
+                kinds = pb.ExportedVariable()
             kinds.dependency_kinds.add(name=dep["name"], dependency_type=kind, metadata=metadata)
     for rule in var.get("access_rules", ()):
         spec.access_rules.add(
@@ -324,7 +344,9 @@ def _variable(var: dict[str, Any]) -> tuple[_Parts, int]:
     value_prefix = prefix(_SPEC_VALUE, value_length)
     spec_length = len(head) + len(value_prefix) + value_length
     spec_prefix = prefix(_SPEC, spec_length)
-    tail = _VERSION_TAG + fast_varint(var.get("version", 1)) + kinds.SerializeToString()
+    tail = _VERSION_TAG + fast_varint(var.get("version", 1))
+    if kinds is not None:
+        tail += kinds.SerializeToString()
     return [spec_prefix, head, value_prefix, *value, tail], len(spec_prefix) + spec_length + len(tail)
 
 
