@@ -29,14 +29,14 @@ from ..errors import (
 from ..interchange import MERGE_STRATEGIES
 from ..interchange._wire import fast_varint, prefix
 from ..limits import check_count, check_name
-from ..store import OptimizationRecord, SessionSnapshot, Transaction, TrialRecord, VariableRecord
+from ..store import OptimizationRecord, SessionSnapshot, StoredValue, Transaction, TrialRecord, VariableRecord
 from ..types import TYPES
 from ..types._patterns import compile_pattern
 from ._dependencies import DEPENDENCY_TYPES, _edge_metadata
 from ._handlers import MAX_ERROR_MESSAGE
 from ._optimization import OptimizationServicer
 from ._sessions import Ctx
-from ._values import coerce_wire, decode_metadata
+from ._values import array_head, coerce_wire, decode_metadata
 
 log = logging.getLogger("dspex.server")
 
@@ -116,6 +116,26 @@ class _Entry:
         #: Dependency name -> (type, metadata items) for its typed edges.
         self.kinds = kinds
         self.error = error
+
+
+class _Template(NamedTuple):
+    """A plain array variable that `_entry` validated and stored unchanged: the others like it are
+    stored as it was (see `_batched_entry`)."""
+
+    fields: dict[str, Any]
+    head: bytes
+    nbytes: int
+
+
+def _template(entry: _Entry, msg: pb.NDArray) -> _Template | None:
+    """The template `entry` makes for the plain arrays like it, or None when it makes none."""
+    fields = entry.fields
+    if fields is None or not TYPES[fields["type"]].coerces_arrays_by_shape(fields["constraints"]):
+        return None
+    stored, data = fields["value"], msg.data
+    if stored.head != array_head(msg.dtype, tuple(msg.shape), msg.framework) or stored.data != data:
+        return None  # coerced into another array
+    return _Template(fields, stored.head, len(data))
 
 
 class _Outcome(NamedTuple):
@@ -279,6 +299,7 @@ class InterchangeServicer(OptimizationServicer):
         limits = self.limits
         options = first.options
         entries: dict[str, _Entry] = {}
+        templates: dict[tuple[str, str, tuple[int, ...], str], _Template | None] = {}
         received, version_count = 0, 0
         request: pb.ImportVariablesRequest | None = first
         while request is not None:
@@ -290,7 +311,7 @@ class InterchangeServicer(OptimizationServicer):
                     f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
                 )
             for item in request.variables:
-                entry = self._entry(item)
+                entry = self._batched_entry(item, templates)
                 if entry.name in entries:
                     raise ValidationError(f"variable {entry.name[:128]!r} appears twice in the import", rule="import")
                 entries[entry.name] = entry
@@ -326,6 +347,53 @@ class InterchangeServicer(OptimizationServicer):
             return _Entry(fields["name"], item, fields, _dependency_kinds(fields, kinds) if kinds else {}, None)
         except BridgeError as exc:
             return _Entry(spec.name, item, None, {}, exc)
+
+    def _batched_entry(
+        self, item: pb.ExportedVariable, templates: dict[tuple[str, str, tuple[int, ...], str], _Template | None]
+    ) -> _Entry:
+        """`_entry(item)`, for a batch of plain arrays without validating each one from scratch.
+
+        A plain array variable (a name, a type and an array in its message; no constraints, metadata,
+        rules or dependencies) differs from another of the same type, dtype, shape and framework only
+        in its name and its elements. So the first one of each is validated by `_entry`; if it passed,
+        stored unchanged, under a type that coerces arrays by shape alone (`coerces_arrays_by_shape`),
+        the others are checked for what can differ (the name, the byte count, the version) and stored
+        as it was. Anything else, or any doubt, goes through `_entry`.
+        """
+        spec = item.spec
+        value = spec.initial_value
+        if (
+            spec.HasField("constraints")
+            or spec.HasField("metadata")
+            or spec.dependencies
+            or spec.access_rules
+            or item.dependency_kinds
+            or not value.HasField("array_value")
+        ):
+            return self._entry(item)
+        msg = value.array_value
+        key = (spec.type, msg.dtype, tuple(msg.shape), msg.framework)
+        if key not in templates:
+            entry = self._entry(item)
+            if entry.error is None:  # a failed one may have failed by its name: the next one can stand
+                templates[key] = _template(entry, msg)
+            return entry
+        template, data = templates[key], msg.data
+        if template is None or len(data) != template.nbytes or item.version < 0:
+            return self._entry(item)
+        try:
+            name = check_name(spec.name, limits=self.limits)
+        except BridgeError:
+            return self._entry(item)  # which fails it, as a registration would
+        fields = template.fields
+        fields = {
+            **fields,
+            "name": name,
+            "constraints": dict(fields["constraints"]),
+            "value": StoredValue(template.head, data),
+            "dependencies": [],
+        }
+        return _Entry(name, item, fields, {}, None)
 
     def _add_version(self, entry: _Entry, v: pb.ExportedVersion) -> None:
         """Validates an earlier version as a write of its variable, and keeps it (within the retention);

@@ -70,7 +70,7 @@ def coerce_wire(
             raise named(exc, var) from None
         coerced = t.coerce_value(decoded, constraints, var)
         if coerced is decoded:  # the head every array of its dtype, shape and framework has
-            return _new_tuple(StoredValue, (_array_head(msg.dtype, decoded.shape, msg.framework), data or b""))
+            return _new_tuple(StoredValue, (array_head(msg.dtype, decoded.shape, msg.framework), data or b""))
     else:
         decoded = decode_value(value, var, limits, array_data)
         coerced = t.coerce(decoded, constraints, var)
@@ -89,7 +89,7 @@ def coerce_wire(
 _HEADS: dict[tuple[str, tuple[int, ...], str], bytes] = {}
 
 
-def _array_head(dtype: str, shape: tuple[int, ...], framework: str) -> bytes:
+def array_head(dtype: str, shape: tuple[int, ...], framework: str) -> bytes:
     """The serialized Value of an array without its bytes, which `array_header` would build: looked up,
     since a batch of arrays (the embeddings of an import) shares a few shapes."""
     key = (dtype, shape, framework)

@@ -42,6 +42,9 @@ class EmbeddingType(VariableType):
             raise self.bad_constraint(var, "must be a bool", "normalize")
         return constraints
 
+    def coerces_arrays_by_shape(self, constraints: Mapping[str, Any]) -> bool:
+        return not constraints.get("normalize")  # the unit vector depends on the elements
+
     def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
         arr = _as_array(self, value, var)
         if arr.dtype.kind in "biu":
@@ -83,6 +86,9 @@ class TensorType(VariableType):
         ):
             raise self.bad_constraint(var, f"{constraints['dtype']!r} is not one of {sorted(WIRE_DTYPES)}", "dtype")
         return constraints
+
+    def coerces_arrays_by_shape(self, constraints: Mapping[str, Any]) -> bool:
+        return True  # its dtype and shape rules look at nothing else
 
     def coerce_value(self, value: Any, constraints: Mapping[str, Any], var: str) -> np.ndarray:
         arr = _as_array(self, value, var)

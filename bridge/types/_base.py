@@ -56,6 +56,12 @@ class VariableType(ABC):
         """Coerces a value that is not None, or raises; each concrete type defines its rules here.
         Callers that already know the value is not None (e.g. a wire scalar) call it directly."""
 
+    def coerces_arrays_by_shape(self, constraints: Mapping[str, Any]) -> bool:
+        """Whether `coerce_value`, under these constraints, does the same to every array of one dtype and
+        shape, whatever its elements (no normalising, say): then one such array validated stands for a
+        batch of them (an import of embeddings). False unless a type says so."""
+        return False
+
     # -- helpers for subclasses: errors that name the variable and the rule
 
     def wrong_type(self, var: str, value: Any, expected: str) -> VariableTypeError:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
-from interchange_support import FORMATS, document_of, fresh
+from interchange_support import FORMATS, document_of, fresh, same
 
 from bridge import SessionContext
 from bridge.interchange import encode
@@ -262,6 +263,20 @@ async def test_each_entry_is_validated_as_a_registration(channel: grpc.aio.Chann
     assert "choices" in reasons[2]
     assert "unknown permission" in reasons[3]
     assert "colour" in reasons[4]
+
+
+async def test_a_batch_of_embeddings_is_validated_each_as_a_registration(channel: grpc.aio.Channel) -> None:
+    vectors = [np.arange(i, i + 8, dtype=np.float32) for i in range(6)]
+    doc = _doc(*({"name": f"e{i}", "type": "embedding", "value": v} for i, v in enumerate(vectors)))
+    doc["variables"][3]["name"] = "3 bad"
+    doc["variables"].append({"name": "e6", "type": "embedding", "value": np.arange(8)})  # ints: float64
+    session = await fresh(channel)
+    summary = await session.import_variables(encode(doc, "parquet"), format="parquet", atomic=False)
+    assert [d["outcome"] for d in summary["details"]] == ["created"] * 3 + ["failed"] + ["created"] * 3
+    assert "is invalid: use letters" in summary["details"][3]["reason"]
+    for i in (0, 1, 2, 4, 5):
+        assert same(await session.get_variable(f"e{i}"), vectors[i])
+    assert same(await session.get_variable("e6"), np.arange(8.0))
 
 
 async def test_pickle_is_refused_without_opt_in_and_nothing_is_sent(target: SessionContext) -> None:
