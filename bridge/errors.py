@@ -120,6 +120,17 @@ class WatchOverflowError(BridgeError):
     code = grpc.StatusCode.ABORTED
 
 
+class StoreUnavailableError(BridgeError):
+    """The server cannot reach its store (a Redis server down or unreachable). Nothing was changed
+    unless the store says otherwise; the call may be retried once the store is back.
+
+    Details: `store`, the kind of store.
+    """
+
+    kind = "store_unavailable"
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 _ALL: tuple[type[BridgeError], ...] = (
     VariableNotFoundError,
     SessionNotFoundError,
@@ -134,6 +145,7 @@ _ALL: tuple[type[BridgeError], ...] = (
     AuthenticationError,
     RevisionCompactedError,
     WatchOverflowError,
+    StoreUnavailableError,
 )
 
 #: kind -> (exception class, status code). The single source of truth for both ends.

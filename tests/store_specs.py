@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis_servers import prefix_for, redis_cluster_url, redis_url
+
 
 @dataclass(frozen=True)
 class StoreSpec:
@@ -23,4 +25,7 @@ class StoreSpec:
 STORES = [
     StoreSpec("memory", lambda where: "memory", durable=False),
     StoreSpec("sqlite", lambda where: f"sqlite:{where / 'store.db'}", durable=True),
+    # Redis servers the tests start (tests/redis_servers.py); each test directory has its own key prefix.
+    StoreSpec("redis", lambda where: f"{redis_url()}?prefix={prefix_for(where)}", durable=True),
+    StoreSpec("redis-cluster", lambda where: f"{redis_cluster_url()}?prefix={prefix_for(where)}", durable=True),
 ]

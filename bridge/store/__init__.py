@@ -27,6 +27,7 @@ from ._records import (
 )
 
 if TYPE_CHECKING:
+    from ._redis import RedisStore
     from ._sqlite import SQLiteStore
 
 
@@ -51,10 +52,33 @@ def _open_sqlite(location: str, limits: Limits, **options: Any) -> Store:
     return SQLiteStore(location, limits, **options)
 
 
-#: Backends by the scheme of the spec `dspex serve --store SPEC` takes (`memory`, `sqlite:PATH`).
+def _open_redis(location: str, limits: Limits, cluster: bool = False, **options: Any) -> Store:
+    """`//HOST:PORT/DB?prefix=P`: redis-py reads the URL; `prefix` (key prefix, default dspex) is the store's."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    from ._redis import RedisStore  # redis-py is loaded by a server that uses it, not by `import bridge`
+
+    parts = urlsplit("redis:" + location)
+    query = dict(parse_qsl(parts.query))
+    prefix = query.pop("prefix", options.pop("prefix", "dspex"))
+    if options:
+        given = ", ".join(options)
+        raise ValidationError(f"the Redis store takes no options but prefix (given: {given})", rule="store")
+    url = urlunsplit(parts._replace(query=urlencode(query)))
+    return RedisStore(url, limits, prefix=prefix, cluster=cluster)
+
+
+def _open_redis_cluster(location: str, limits: Limits, **options: Any) -> Store:
+    return _open_redis(location, limits, cluster=True, **options)
+
+
+#: Backends by the scheme of the spec `dspex serve --store SPEC` takes (`memory`, `sqlite:PATH`,
+#: `redis://HOST:PORT/DB`, `redis+cluster://HOST:PORT`).
 BACKENDS: dict[str, Backend] = {
     "memory": Backend("memory", _open_memory),
     "sqlite": Backend("sqlite:PATH", _open_sqlite),
+    "redis": Backend("redis://HOST:PORT/DB", _open_redis),
+    "redis+cluster": Backend("redis+cluster://HOST:PORT", _open_redis_cluster),
 }
 
 
@@ -70,7 +94,8 @@ def parse_store(spec: str) -> tuple[Backend, str]:
 
 
 def open_store(spec: str = "memory", limits: Limits = DEFAULT_LIMITS, **options: Any) -> Store:
-    """A store from its spec: `memory`, or `sqlite:PATH` (options: `synchronous`, see SQLiteStore)."""
+    """A store from its spec: `memory`, `sqlite:PATH` (options: `synchronous`, see SQLiteStore),
+    `redis://HOST:PORT/DB` or `redis+cluster://HOST:PORT` (option or query parameter: `prefix`)."""
     backend, location = parse_store(spec)
     return backend.open(location, limits, **options)
 
@@ -80,6 +105,10 @@ def __getattr__(name: str) -> Any:
         from ._sqlite import SQLiteStore
 
         return SQLiteStore
+    if name == "RedisStore":
+        from ._redis import RedisStore
+
+        return RedisStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -96,6 +125,7 @@ __all__ = [
     "LogEntry",
     "MemoryStore",
     "OptimizationRecord",
+    "RedisStore",
     "SQLiteStore",
     "SessionRecord",
     "SessionSnapshot",

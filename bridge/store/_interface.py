@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
+from ..errors import BridgeError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._records import (
     EventLog,
@@ -68,8 +69,9 @@ class Transaction(ABC):
         """Names of the session's variables that list this one as a dependency."""
 
 
-#: Called with each committed write of a session, or with None once the session has ended.
-Listener = Callable[[LogEntry | None], None]
+#: Called with each committed write of a session, or with None once the session has ended, or (a store
+#: that feeds listeners from a shared log, which can outrun them) with the error that ended the feed.
+Listener = Callable[[LogEntry | BridgeError | None], None]
 
 
 class Store(ABC):
@@ -177,8 +179,9 @@ class Store(ABC):
     @abstractmethod
     def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:
         """Hands each write the session commits from now on to `listener`, on the event loop, in revision
-        order, and None once the session ends. Returns the call that stops it. SessionNotFoundError
-        for an unknown session."""
+        order, and None once the session ends (or an error that ends the feed, after which nothing
+        more comes). Returns the call that stops it. SessionNotFoundError for an unknown session; a
+        store that cannot tell at once reports it with None."""
 
     @abstractmethod
     async def count_reads(self, variable_ids: list[str]) -> None:

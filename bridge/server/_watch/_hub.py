@@ -45,7 +45,10 @@ class SessionHub:
         self._stop = store.listen(session_id, self._publish)
         self._store_id = store.store_id
 
-    def _publish(self, entry: LogEntry | None) -> None:
+    def _publish(self, entry: LogEntry | BridgeError | None) -> None:
+        if isinstance(entry, BridgeError):  # the store's feed ended (its subscribers resume from the log)
+            self.end(entry)
+            return
         if entry is None:
             self.end(
                 SessionNotFoundError(

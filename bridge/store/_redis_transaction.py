@@ -1,0 +1,117 @@
+"""A transaction of the Redis store: optimistic, checked by the commit script against the session's revision.
+
+The body reads at one revision (`base`): records this server knows to be current at that
+revision come from its cache, the rest from Redis, each read answering with the revision it saw.
+A read that sees another revision, or a commit that finds the session moved on (another server
+wrote it), ends the attempt with `Conflict`, and the store runs the body again on fresh reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._interface import Transaction
+from ._records import VariableRecord
+
+if TYPE_CHECKING:
+    from ._redis import RedisStore, _Local
+
+
+class Conflict(BaseException):
+    """The session moved on under this attempt. A BaseException, so that a body's own `except Exception`
+    cannot swallow it: the attempt must end, and the store retries it."""
+
+
+class RedisTransaction(Transaction):
+    def __init__(self, store: RedisStore, local: _Local, base: int) -> None:
+        self._store = store
+        self._local = local
+        self.base = base
+        #: Whether a read from Redis confirmed `base` (else only this server's copy vouches for it).
+        self.verified = False
+        self.revision = base + 1
+        self.now = time.time()
+        self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
+        self.deleted_by: dict[str, str] = {}
+        self.restored: dict[str, Sequence[VariableRecord]] = {}
+        self._staged_names: dict[str, str] = {}
+        self._by_ref: dict[str, VariableRecord | None] = {}  # committed lookups by name or ID
+        #: Variable ID -> (its committed record, the version as stored) for every committed record read.
+        self.known: dict[str, tuple[VariableRecord, bytes]] = {}
+        #: Names the session did not hold at `base`.
+        self.absent: set[str] = set()
+
+    def check(self, revision: int) -> None:
+        """A read's revision: another than `base` means the session moved on."""
+        if revision != self.base:
+            raise Conflict
+        self.verified = True
+
+    async def _committed(self, ref: str) -> VariableRecord | None:
+        if ref in self._by_ref:
+            return self._by_ref[ref]
+        local = self._local
+        found = local.cached(ref) if local.revision == self.base else None
+        if found is None:
+            revision, found = await self._store.read_variable(local, ref)
+            self.check(revision)
+        if found is None:
+            self.absent.add(ref)
+            self._by_ref[ref] = None
+            return None
+        record = found[0]
+        self._by_ref[ref] = record
+        self.known[record.id] = found
+        return record
+
+    async def get(self, ref: str) -> VariableRecord | None:
+        vid = self._staged_names.get(ref)
+        if vid is not None:
+            return self.staged[vid]
+        if ref in self.staged:
+            return self.staged[ref]
+        record = await self._committed(ref)
+        if record is not None and record.id in self.staged:
+            return self.staged[record.id]
+        return record
+
+    async def variable_count(self) -> int:
+        revision, count, existing = await self._store.count_variables(self._local, list(self.staged))
+        self.check(revision)
+        for vid, record in self.staged.items():
+            count += (record is not None) - (vid in existing)
+        return count
+
+    def put(self, record: VariableRecord) -> None:
+        self.staged[record.id] = record
+        self._staged_names[record.name] = record.id
+
+    def restore(self, record: VariableRecord, history: Sequence[VariableRecord]) -> None:
+        vid = record.id
+        exists = self.staged[vid] is not None if vid in self.staged else vid in self.known
+        if exists:  # a variable this transaction has not looked at is checked again by the commit script
+            raise ValueError(f"restore() creates variables; {record.name!r} exists")
+        self.put(record)
+        self.restored[vid] = history
+
+    def delete(self, record: VariableRecord, writer: str | None = None) -> None:
+        self.restored.pop(record.id, None)
+        self.staged[record.id] = None
+        self._staged_names[record.name] = record.id
+        self.deleted_by[record.id] = writer if writer is not None else record.session_id
+
+    async def dependents(self, variable_id: str) -> list[str]:
+        revision, records = await self._store.all_variables(self._local)
+        self.check(revision)
+        current: dict[str, VariableRecord | None] = {r.id: r for r in records}
+        current.update(self.staged)
+        return sorted(r.name for r in current.values() if r is not None and variable_id in r.dependencies)
+
+    def original_known(self, vid: str) -> bool:
+        """Whether this transaction knows the variable's committed record (or that there is none)."""
+        if vid in self.known or (vid in self._by_ref and self._by_ref[vid] is None):
+            return True
+        record = self.staged[vid]
+        return record is not None and record.name in self.absent
