@@ -199,10 +199,12 @@ class InterchangeServicer(OptimizationServicer):
     ) -> tuple[list[bytes | memoryview], int]:
         """A serialized ExportedVariable, and its length."""
         spec = pb.VariableSpec(name=record.name, type=record.type)
-        map_into(spec.constraints, record.constraints, self.limits)
-        map_into(spec.metadata, record.metadata, self.limits)
-        if include_dependencies:
-            spec.dependencies.extend(snap.names[d] for d in record.dependencies)
+        if record.constraints:  # most have none, nor metadata, nor dependencies: their fields are not touched
+            map_into(spec.constraints, record.constraints, self.limits)
+        if record.metadata:
+            map_into(spec.metadata, record.metadata, self.limits)
+        if include_dependencies and record.dependencies:
+            spec.dependencies.extend([snap.names[d] for d in record.dependencies])
         for rule in record.access_rules:
             spec.access_rules.add(
                 session_pattern=rule.session_pattern, permissions=rule.permissions, conditions=dict(rule.conditions)
