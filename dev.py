@@ -5,13 +5,16 @@
     python3 dev.py bench   # the benchmarks (see BENCHMARKS.md)
 
 Only needs python3 (>= 3.11). Installs into ./.venv and skips the install when
-pyproject.toml has not changed since the last one.
+pyproject.toml has not changed since the last one. The tests and benchmarks also start real
+redis-server processes: `test` and `bench` install Debian's redis-server where it is missing
+(as root, or through sudo).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -50,6 +53,25 @@ def setup(kind: str) -> None:
     stamp.write_text(digest)
 
 
+def ensure_redis_server() -> None:
+    """redis-server and redis-cli, which the Redis store's tests and benchmarks start, installed where missing."""
+    if shutil.which("redis-server") and shutil.which("redis-cli"):
+        return
+    apt = shutil.which("apt-get")
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    sudo = [] if root else ["sudo"] if shutil.which("sudo") else None
+    if apt is None or sudo is None:
+        raise SystemExit(
+            "the tests need redis-server and redis-cli (Redis 7 or newer) on PATH: install them with your "
+            "package manager (Debian/Ubuntu: apt-get install redis-server), then run this again"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("installing redis-server (Debian's package)", flush=True)
+    for step in (["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", "redis-server"]):
+        print("+", " ".join([*sudo, apt, *step]), flush=True)
+        subprocess.run([*sudo, apt, *step], check=True, env=env)
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "help"
     rest = argv[1:]
@@ -58,10 +80,12 @@ def main(argv: list[str]) -> int:
         run(PY, "examples/dspy_main_job.py", *rest)
     elif command == "test":
         setup("test")
+        ensure_redis_server()
         run(PY, "-m", "ruff", "check", ".")
         run(PY, "-m", "pytest", "-q", *rest)
     elif command == "bench":
         setup("bench")
+        ensure_redis_server()
         run(PY, "-m", "benchmarks", *rest)
     else:
         print(__doc__)

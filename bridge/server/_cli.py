@@ -42,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         default="memory",
         type=_store_spec,
         metavar="|".join(b.form for b in BACKENDS.values()),
-        help="where sessions and variables live: in this process (lost when it exits), or in a SQLite file "
-        "that outlives it (see docs/stores.md)",
+        help="where sessions and variables live: in this process (lost when it exits), in a SQLite file "
+        "that outlives it, or in Redis (or a Redis Cluster), shared by every server started on it; "
+        "redis URLs take ?prefix=P for the keys (see docs/stores.md)",
     )
     serve.add_argument(
         "--sqlite-synchronous",

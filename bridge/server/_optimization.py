@@ -40,6 +40,9 @@ log = logging.getLogger("dspex.server")
 
 #: Longest a WaitOptimization call blocks; clients loop for longer waits.
 MAX_WAIT_SECONDS = 300.0
+#: How often a parked WaitOptimization reads the run again on a store other servers write too (Redis):
+#: a change made through another server does not set this server's events.
+SHARED_STORE_RECHECK_SECONDS = 0.5
 
 
 class OptimizationServicer(VariableServicer):
@@ -519,6 +522,8 @@ class OptimizationServicer(VariableServicer):
                     return self._status(run)
                 changed = self._run_events.setdefault(run.id, asyncio.Event())
                 wake = min(deadline, run.lease_expires_at + 0.01) - now  # a lapsing lease ends the run
+                if self.store.shared:
+                    wake = min(wake, SHARED_STORE_RECHECK_SECONDS)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), max(wake, 0.001))
         finally:

@@ -77,6 +77,10 @@ Listener = Callable[[LogEntry | BridgeError | None], None]
 class Store(ABC):
     """Sessions, variables, their history and each session's event log. Backends differ only in where they keep them."""
 
+    #: Whether other servers write this store too (Redis): then a change this process did not make reaches
+    #: it only through the store (its event log, or a fresh read), never through in-process notifications.
+    shared = False
+
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         #: Names the data this store holds. A durable backend keeps its ID across restarts; a memory

@@ -167,6 +167,8 @@ class RedisStore(Store):
     `redis://HOST:PORT`). Every key starts with `prefix`, so several deployments (or test runs) can share
     one Redis. Raises OSError if Redis cannot be reached."""
 
+    shared = True
+
     def __init__(
         self, url: str, limits: Limits = DEFAULT_LIMITS, prefix: str = "dspex", cluster: bool = False
     ) -> None:

@@ -35,7 +35,11 @@ def load_variable(blob: bytes) -> VariableRecord:
     text = view[start : start + text_len]
     head_start = start + text_len
     head = bytes(view[head_start : head_start + head_len])
-    data = None if data_len < 0 else view[head_start + head_len : head_start + head_len + data_len]
+    data: bytes | memoryview | None = None
+    if data_len >= 0:
+        data = view[head_start + head_len : head_start + head_len + data_len]
+        if 2 * data_len < len(blob):  # a small array must not keep a large record (its metadata) alive
+            data = bytes(data)
     return VARIABLES.loads(bytes(text), value=_new_tuple(StoredValue, (head, data)))
 
 

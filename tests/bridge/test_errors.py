@@ -24,6 +24,7 @@ BUILTIN = {
     "authentication_failed": PermissionError,
     "revision_compacted": LookupError,
     "watch_overflow": BridgeError,  # handled inside the watching client, which resumes
+    "store_unavailable": BridgeError,  # the host's store is down: retry later
 }
 
 

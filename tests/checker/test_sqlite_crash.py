@@ -10,9 +10,6 @@ restart must have every version of every variable once, in order, without a gap.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,70 +18,22 @@ import grpc
 import pytest
 from history_checker import Call, check, check_watch
 from history_recorder import Recorder, as_updates, kept_history, storm
+from served_storm import FAST_RECONNECT, WAIT, Follower, Incarnations
 
-from bridge import SessionContext, VariableUpdate, Watch, connect
-from bridge.server._process import READY_PREFIX
+from bridge import SessionContext, VariableUpdate, connect
 from bridge.store import SQLiteStore
 
 NAMES = [f"x{i}" for i in range(6)]
 CLIENTS = 4
 RESTARTS = 3
 WRITES_PER_LIFE = 120  # acknowledged writes between one start and the next kill
-WAIT = 20.0  # any one wait; a wait that needs it has failed
 RUN_BOUND = 45.0  # the whole storm (about 5 s on a 2-core machine); with the checks, the test stays under 60 s
-#: Reconnect within a fraction of a second of the server coming back (gRPC waits a second and more by default).
-FAST_RECONNECT = {"grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200}
-
-
-class Incarnations:
-    """`dspex serve` on one file and one port, started again after each kill."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.port = 0  # the first start picks a free port; every later one takes it again
-        self.proc: subprocess.Popen[str] | None = None
-        self.starts = 0
-
-    def _options(self) -> list[str]:
-        return ["--port", str(self.port), "--log-level", "warning"]
-
-    async def start(self) -> str:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.server", "serve", "--store", f"sqlite:{self.path}", *self._options()],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        self.proc = proc
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), WAIT)
-        assert line.startswith(READY_PREFIX), f"dspex serve did not start (exit code {proc.poll()})"
-        address = line[len(READY_PREFIX) :].strip()
-        self.port = int(address.rsplit(":", 1)[1])
-        self.starts += 1
-        return address
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(WAIT)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                assert self.proc.wait(5) == 0
-            finally:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-                    self.proc.wait(WAIT)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.mark.timeout(60)
 async def test_no_acknowledged_write_is_lost_across_three_kills(tmp_path: Path) -> None:
     path = tmp_path / "crash.db"
-    server = Incarnations(path)
+    server = Incarnations(f"sqlite:{path}")
     address = await server.start()
     channels = [connect(address, **FAST_RECONNECT) for _ in range(CLIENTS + 1)]
     try:
@@ -104,29 +53,6 @@ async def test_no_acknowledged_write_is_lost_across_three_kills(tmp_path: Path) 
     assert not [u for u in seen if u.kind != "update"]  # never a resync: the history was there to resume from
     acknowledged = sum(1 for c in calls if c.outcome == "ok" and c.writes)
     assert acknowledged >= (RESTARTS + 1) * WRITES_PER_LIFE and server.starts == RESTARTS + 1
-
-
-class Follower:
-    """Collects a watch's updates; `until` waits for a condition on them, woken by each update."""
-
-    def __init__(self, watch: Watch) -> None:
-        self.seen: list[VariableUpdate] = []
-        self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._follow(watch))
-
-    async def _follow(self, watch: Watch) -> None:
-        async for update in watch:
-            self.seen.append(update)
-            self._changed.set()
-
-    async def until(self, done: Callable[[list[VariableUpdate]], bool]) -> None:
-        while not done(self.seen):
-            assert not self._task.done(), f"the watch ended: {self._task}"
-            self._changed.clear()
-            await self._changed.wait()
-
-    def stop(self) -> None:
-        self._task.cancel()
 
 
 async def _storm_through_restarts(

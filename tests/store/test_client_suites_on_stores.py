@@ -1,8 +1,9 @@
-"""The black-box client suites again, against a server on the SQLite store (DSPEX_TEST_STORE=sqlite).
+"""The black-box client suites again, against a server on each durable store (DSPEX_TEST_STORE=sqlite, redis).
 
 The default run's `server` fixture serves from memory; this runs the client-facing suites in a
-child pytest whose `server` fixture serves from a SQLite file, so the same tests hold on both.
-To run everything on SQLite by hand: `DSPEX_TEST_STORE=sqlite .venv/bin/python -m pytest -q`.
+child pytest whose `server` fixture serves from a SQLite file, then from the Redis server the
+child starts, so the same tests hold on every store. To run everything on one store by hand:
+`DSPEX_TEST_STORE=redis .venv/bin/python -m pytest -q`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ SUITES = ["tests/bridge", "tests/watch", "tests/cache", "tests/history", "tests/
 
 
 @pytest.mark.timeout(900)
-def test_the_client_suites_pass_on_the_sqlite_store() -> None:
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_the_client_suites_pass_on_the_store(store: str) -> None:
     if os.environ.get("DSPEX_TEST_STORE", "memory") != "memory":
         pytest.skip("this run already serves every suite from the chosen store")
-    env = {**os.environ, "DSPEX_TEST_STORE": "sqlite"}
+    env = {**os.environ, "DSPEX_TEST_STORE": store}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES],
         cwd=ROOT,
