@@ -1,34 +1,47 @@
 """The server process of `benchmarks.stores`: one bridge per store, and the raw echo, in one grpc.aio loop.
 
-Run as `python -m benchmarks._store_servers`. The SQLite files live in a temporary directory
-(TMPDIR's filesystem, whose fsync the "full" rows pay), removed when the process exits. The bound
-ports are printed as one JSON line; the process stops when its stdin is closed.
+Run as `python -m benchmarks._store_servers [--redis-port P] [--only STORE]`. The SQLite files
+live in a temporary directory (TMPDIR's filesystem, whose fsync the "full" rows pay), removed
+when the process exits; the Redis store uses the redis-server on port P (the benchmark starts
+it). `--only redis` hosts just the Redis bridge: one of the servers of the scaling rows. The
+bound ports are printed as one JSON line; the process stops when its stdin is closed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge.server import BridgeServer
-from bridge.store import SQLiteStore
+from bridge.store import RedisStore, SQLiteStore, Store
 
 from ._servers import _start_echo_server
 
 #: The stores measured, by the name the rows use.
-STORES = ("memory", "sqlite full", "sqlite normal")
+STORES = ("memory", "sqlite full", "sqlite normal", "redis")
+#: The Redis store's key prefix in the benchmark's redis-server.
+REDIS_PREFIX = "bench"
 
 
-async def serve(directory: Path) -> None:
-    echo, echo_port = await _start_echo_server()
-    servers = {
-        "memory": await BridgeServer().start(),
-        "sqlite full": await BridgeServer(store=SQLiteStore(directory / "full.db", synchronous="full")).start(),
-        "sqlite normal": await BridgeServer(store=SQLiteStore(directory / "normal.db", synchronous="normal")).start(),
+def _stores(directory: Path, redis_port: int) -> dict[str, Callable[[], Store | str]]:
+    return {
+        "memory": lambda: "memory",
+        "sqlite full": lambda: SQLiteStore(directory / "full.db", synchronous="full"),
+        "sqlite normal": lambda: SQLiteStore(directory / "normal.db", synchronous="normal"),
+        "redis": lambda: RedisStore(f"redis://127.0.0.1:{redis_port}/0", prefix=REDIS_PREFIX),
     }
+
+
+async def serve(directory: Path, redis_port: int, only: str | None) -> None:
+    makers = _stores(directory, redis_port)
+    chosen = STORES if only is None else (only,)
+    echo, echo_port = await _start_echo_server()
+    servers = {name: await BridgeServer(store=makers[name]()).start() for name in chosen}
     print(json.dumps({"echo": echo_port, **{name: s.port for name, s in servers.items()}}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
     for server in servers.values():
@@ -37,5 +50,9 @@ async def serve(directory: Path) -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--redis-port", type=int, required=True)
+    parser.add_argument("--only", choices=STORES)
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-stores-") as workdir:
-        asyncio.run(serve(Path(workdir)))
+        asyncio.run(serve(Path(workdir), args.redis_port, args.only))

@@ -169,9 +169,7 @@ class RedisStore(Store):
 
     shared = True
 
-    def __init__(
-        self, url: str, limits: Limits = DEFAULT_LIMITS, prefix: str = "dspex", cluster: bool = False
-    ) -> None:
+    def __init__(self, url: str, limits: Limits = DEFAULT_LIMITS, prefix: str = "dspex", cluster: bool = False) -> None:
         super().__init__(limits)
         if not _PREFIX.fullmatch(prefix):
             raise ValidationError(
@@ -186,6 +184,14 @@ class RedisStore(Store):
         self._run_sessions: dict[str, str] = {}  # run ID -> its session
         self._reads = PendingReads(self._write_reads)
         self._closed = False
+        #: The retention limits each commit script applies, as it reads them.
+        self._retention = [
+            b"%d" % limits.max_event_log_entries,
+            b"%d" % limits.max_event_log_bytes,
+            b"%d" % limits.max_history_per_variable,
+            b"%d" % limits.max_history_bytes,
+            repr(float(limits.max_history_age_seconds or 0)).encode(),
+        ]
 
     def _claim_store_id(self) -> str:
         """The ID of the data under this prefix, made by the first server that used it."""
@@ -383,7 +389,7 @@ class RedisStore(Store):
                 if blob is not None:
                     record, blob = self._decode(local, blob)
                     txn.known[record.id] = (record, blob)
-        args: list[Any] = []
+        items: list[bytes] = []
         changes: list[bytes | None] = []
         created: list[str] = []
         blobs: dict[str, bytes] = {}
@@ -393,38 +399,30 @@ class RedisStore(Store):
             if record is None:
                 if old is None:  # created and deleted within the transaction: nothing happened
                     continue
-                args += ("d", vid, old[0].name, b"", 0, "0", 0)
+                items += (b"d", vid.encode(), old[0].name.encode(), b"", b"0", b"0", b"0")
                 changes += (old[1], None, txn.deleted_by[vid].encode())
                 cost += CHANGE_OVERHEAD_BYTES
                 continue
             blob = blobs[vid] = dump_variable(record)
             size = record.value.nbytes + record.metadata_bytes
             restored = txn.restored.get(vid, ())
-            args += ("r" if vid in txn.restored else "p", vid, record.name, blob, size, repr(record.updated_at))
-            args.append(len(restored))
+            op = b"r" if vid in txn.restored else b"p"
+            items += (op, vid.encode(), record.name.encode(), blob, b"%d" % size, repr(record.updated_at).encode())
+            items.append(b"%d" % len(restored))
             for earlier in restored:
                 earlier_size = earlier.value.nbytes + earlier.metadata_bytes
-                args += (dump_variable(earlier), earlier_size, repr(earlier.updated_at))
+                items += (dump_variable(earlier), b"%d" % earlier_size, repr(earlier.updated_at).encode())
             changes += (old[1] if old is not None else None, blob, record.updated_by.encode())
             cost += size + CHANGE_OVERHEAD_BYTES
             if old is None:
                 created.append(vid)
-        limits = self.limits
-        head = [
-            txn.base,
-            repr(txn.now),
-            cost,
-            dump_frames(changes),
-            limits.max_event_log_entries,
-            limits.max_event_log_bytes,
-            limits.max_history_per_variable,
-            limits.max_history_bytes,
-            repr(float(limits.max_history_age_seconds or 0)),
-        ]
+        payload = dump_frames(
+            [b"%d" % txn.base, repr(txn.now).encode(), b"%d" % cost, dump_frames(changes), *self._retention, *items]
+        )
         reader = local.reader
         if reader is not None and not reader.ready.is_set():
             await reader.ready.wait()  # it must start before this write, so that its listeners get it
-        committing = self._run("COMMIT", local, *head, *args)
+        committing = self._run("COMMIT", local, payload)
         if created:
             ids = {vid: local.sid for vid in created}
             indexed, outcome = await asyncio.gather(
@@ -483,7 +481,8 @@ class RedisStore(Store):
         revision = _revision(raw_revision)
         if blob is None:
             return revision, None
-        found = self._decode(local, blob)
+        cached = local.cached(ref)
+        found = cached if cached is not None and cached[1] == blob else self._decode(local, blob)
         local.seen(revision, (found,))
         return revision, found
 
@@ -743,4 +742,3 @@ class RedisStore(Store):
             reader.stop()
         await asyncio.gather(*(reader.wait() for reader in readers), return_exceptions=True)
         await self._client.aclose()
-

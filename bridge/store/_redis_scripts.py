@@ -29,10 +29,10 @@ local function push(vid, blob, size, at_s, max_count, max_bytes, max_age)
   local n = redis.call('RPUSH', h, blob)
   redis.call('RPUSH', hm, size .. ' ' .. at_s)
   local total = redis.call('HINCRBY', base .. ':hb', vid, size)
-  while n > 1 do
+  while n > 1 and (n > max_count or total > max_bytes or max_age > 0) do
     local s, t = string.match(redis.call('LINDEX', hm, 0), '^(%S+) (%S+)$')
     s, t = tonumber(s), tonumber(t)
-    if not (n > max_count or total > max_bytes or (max_age > 0 and t < at - max_age)) then break end
+    if n <= max_count and total <= max_bytes and not (max_age > 0 and t < at - max_age) then break end
     redis.call('LPOP', h)
     redis.call('LPOP', hm)
     total = total - s
@@ -76,29 +76,49 @@ local function forget(vid)
 end
 """
 
-#: ARGV: base, expected revision, now, the entry's log cost, its changes (frames), max log entries,
-#: max log bytes, max history count, max history bytes, max history age, then per staged variable:
-#: op (p put, r restore, d delete), ID, name, version blob, its bytes, its time, how many restored
-#: earlier versions, and (blob, bytes, time) for each. Returns {1, revision, dropped runs...}, {0}
-#: if the session is gone, {-1, revision} if another write came first, {-2, name} if a restore
+#: ARGV: base, then one string of frames (`_redis_codec.dump_frames`, one argument: redis-py packs each
+#: argument in Python): the expected revision, now, the entry's log cost, its changes (frames), max log
+#: entries, max log bytes, max history count, max history bytes, max history age, then per staged
+#: variable: op (p put, r restore, d delete), ID, name, version blob, its bytes, its time, how many
+#: restored earlier versions, and (blob, bytes, time) for each. Returns {1, revision, dropped runs...},
+#: {0} if the session is gone, {-1, revision} if another write came first, {-2, name} if a restore
 #: finds its variable exists.
 COMMIT = (
     _COMMON
     + """
+local function frames(s)
+  local n, pos = struct.unpack('<I4', s, 1)
+  local lengths = {}
+  for i = 1, n do lengths[i], pos = struct.unpack('<i4', s, pos) end
+  local out = {}
+  for i = 1, n do
+    local len = lengths[i]
+    if len < 0 then
+      out[i] = false
+    else
+      out[i] = string.sub(s, pos, pos + len - 1)
+      pos = pos + len
+    end
+  end
+  return out
+end
 if redis.call('EXISTS', base .. ':session') == 0 then return {0} end
+local a = frames(ARGV[2])
 local rev = tonumber(redis.call('HGET', meta, 'rev') or '0')
-if rev ~= tonumber(ARGV[2]) then return {-1, rev} end
+if rev ~= tonumber(a[1]) then return {-1, rev} end
+local now, cost, changes = a[2], a[3], a[4]
+local max_entries, max_log_bytes = tonumber(a[5]), tonumber(a[6])
+local max_count, max_bytes, max_age = tonumber(a[7]), tonumber(a[8]), tonumber(a[9])
 local vars, names = base .. ':vars', base .. ':names'
-local max_count, max_bytes, max_age = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local items = {}
-local i = 11
-while i <= #ARGV do
-  local item = {op = ARGV[i], vid = ARGV[i + 1], name = ARGV[i + 2], blob = ARGV[i + 3],
-                size = tonumber(ARGV[i + 4]), at = ARGV[i + 5], restored = {}}
-  local n = tonumber(ARGV[i + 6])
+local i = 10
+while i <= #a do
+  local item = {op = a[i], vid = a[i + 1], name = a[i + 2], blob = a[i + 3],
+                size = tonumber(a[i + 4]), at = a[i + 5], restored = {}}
+  local n = tonumber(a[i + 6])
   i = i + 7
   for j = 1, n do
-    item.restored[j] = {ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]}
+    item.restored[j] = {a[i], tonumber(a[i + 1]), a[i + 2]}
     i = i + 3
   end
   if item.op == 'r' and redis.call('HEXISTS', vars, item.vid) == 1 then return {-2, item.name} end
@@ -118,10 +138,9 @@ for _, item in ipairs(items) do
 end
 rev = rev + 1
 local log = base .. ':log'
-redis.call('XADD', log, rev .. '-1', 'n', ARGV[4], 'h', redis.call('HGET', meta, 'log_id'), 't', ARGV[3], 'c', ARGV[5])
-local bytes = tonumber(redis.call('HGET', meta, 'log_bytes') or '0') + tonumber(ARGV[4])
+redis.call('XADD', log, rev .. '-1', 'n', cost, 'h', redis.call('HGET', meta, 'log_id'), 't', now, 'c', changes)
+local bytes = tonumber(redis.call('HGET', meta, 'log_bytes') or '0') + tonumber(cost)
 local len = redis.call('XLEN', log)
-local max_entries, max_log_bytes = tonumber(ARGV[6]), tonumber(ARGV[7])
 while len > 1 and (len > max_entries or bytes > max_log_bytes) do
   local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
   bytes = bytes - tonumber(first[2][2])
