@@ -31,6 +31,14 @@ VOLATILE_FIELDS = ("session_id", "revision", "exported_at")
 #: How an import treats a variable the session already has (see docs/interchange.md).
 MERGE_STRATEGIES = ("replace", "keep", "merge")
 _VERSION_KEYS = frozenset({"version", "value", "updated_at", "updated_by", "metadata"})
+#: A variable's optional fields and what each must be.
+_FIELD_KINDS = (
+    ("constraints", dict),
+    ("metadata", dict),
+    ("access_rules", list),
+    ("dependencies", list),
+    ("history", list),
+)
 
 
 def check_document(document: Any) -> dict[str, Any]:
@@ -58,20 +66,15 @@ def check_document(document: Any) -> dict[str, Any]:
         if name in seen:
             raise ImportFormatError(f"variable {name[:60]!r} appears twice in the export")
         seen.add(name)
-        for key, kind in (
-            ("constraints", dict),
-            ("metadata", dict),
-            ("access_rules", list),
-            ("dependencies", list),
-            ("history", list),
-        ):
+        for key, kind in _FIELD_KINDS:
             if key in var and not isinstance(var[key], kind):
                 raise ValidationError(f"{name}: {key} must be a {kind.__name__}", variable=name, rule="import")
         if "version" in var and not _positive_int(var["version"]):
             raise ValidationError(f"{name}: version must be a positive int", variable=name, rule="import")
         for dep in var.get("dependencies", ()):
             _check_dependency(name, dep)
-        if not all(isinstance(r, dict) for r in var.get("access_rules", ())):
+        rules = var.get("access_rules")
+        if rules and not all(isinstance(r, dict) for r in rules):
             raise ValidationError(f"{name}: access_rules must be objects", variable=name, rule="import")
         for j, old in enumerate(var.get("history", ())):
             _check_version(name, j, old)
