@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+from typing import Any
 
 import grpc
 
@@ -29,10 +30,11 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return request
 
 
-async def _start_echo_server() -> tuple[grpc.aio.Server, int]:
+async def _start_echo_server(echo: Any = None) -> tuple[grpc.aio.Server, int]:
+    """The raw echo (or another bytes-to-bytes handler `echo` under its name)."""
     # No (de)serializers: bytes in, the same bytes out.
     handler = grpc.method_handlers_generic_handler(
-        "benchmarks.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)}
+        "benchmarks.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo or _echo)}
     )
     server = grpc.aio.server(options=channel_options())
     server.add_generic_rpc_handlers((handler,))

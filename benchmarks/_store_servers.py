@@ -3,8 +3,10 @@
 Run as `python -m benchmarks._store_servers [--redis-port P] [--only STORE]`. The SQLite files
 live in a temporary directory (TMPDIR's filesystem, whose fsync the "full" rows pay), removed
 when the process exits; the Redis store uses the redis-server on port P (the benchmark starts
-it). `--only redis` hosts just the Redis bridge: one of the servers of the scaling rows. The
-bound ports are printed as one JSON line; the process stops when its stdin is closed.
+it). Beside the raw echo is a second one whose handler first awaits one redis-py GET: the floor
+of any call that waits for Redis. `--only redis` hosts just the Redis bridge: one of the servers
+of the scaling rows. The bound ports are printed as one JSON line; the process stops when its
+stdin is closed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import redis.asyncio as aioredis
 
 from bridge.server import BridgeServer
 from bridge.store import RedisStore, SQLiteStore, Store
@@ -41,12 +45,22 @@ async def serve(directory: Path, redis_port: int, only: str | None) -> None:
     makers = _stores(directory, redis_port)
     chosen = STORES if only is None else (only,)
     echo, echo_port = await _start_echo_server()
+    redis = aioredis.Redis(port=redis_port)
+
+    async def echo_after_get(request: bytes, context: object) -> bytes:
+        await redis.get("bench:raw")  # what any handler that awaits one Redis reply pays, and nothing else
+        return request
+
+    redis_echo, redis_echo_port = await _start_echo_server(echo_after_get)
     servers = {name: await BridgeServer(store=makers[name]()).start() for name in chosen}
-    print(json.dumps({"echo": echo_port, **{name: s.port for name, s in servers.items()}}), flush=True)
+    ports = {"echo": echo_port, "redis echo": redis_echo_port, **{name: s.port for name, s in servers.items()}}
+    print(json.dumps(ports), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
     for server in servers.values():
         await server.stop(1.0)
     await echo.stop(1.0)
+    await redis_echo.stop(1.0)
+    await redis.aclose()
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ QUICK_FACTOR = 0.1
 ECHO = "raw echo 32 B"
 SET_TARGET = Target("<=", 2.0)
 REDIS_SET, REDIS_GET = "redis-py SET", "redis-py GET"
+REDIS_ECHO = "raw echo 32 B awaiting one redis-py GET in its handler"
 #: The Redis store's set against its budget, the raw echo + 2 redis-py SETs: at most 1x that.
 REDIS_BUDGET_TARGET = Target("<=", 1.0)
 SCALE_CLIENTS = 32
@@ -114,6 +115,8 @@ async def run(small: Plan, grouped: Plan, redis_port: int) -> list[Row]:
     with store_servers(redis_port) as ports:
         echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports['echo']}", options=channel_options())
         echo = echo_channel.unary_unary(ECHO_METHOD)
+        redis_echo_channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports['redis echo']}", options=channel_options())
+        redis_echo = redis_echo_channel.unary_unary(ECHO_METHOD)
         try:
             async with sessions(ports) as by_store:
                 values = itertools.cycle((0.25, 0.75))  # every write changes the value
@@ -121,6 +124,7 @@ async def run(small: Plan, grouped: Plan, redis_port: int) -> list[Row]:
                     ECHO: lambda: echo(SMALL_PAYLOAD),
                     REDIS_SET: lambda: client.set("bench:raw", SMALL_PAYLOAD),
                     REDIS_GET: lambda: client.get("bench:raw"),
+                    REDIS_ECHO: lambda: redis_echo(SMALL_PAYLOAD),
                 }
                 for store, s in by_store.items():
                     ops[f"set {store}"] = lambda s=s: s.set_variable("f", next(values))
@@ -135,6 +139,7 @@ async def run(small: Plan, grouped: Plan, redis_port: int) -> list[Row]:
                 grouped_calls = await interleave(batch, grouped)
         finally:
             await echo_channel.close()
+            await redis_echo_channel.close()
             await client.aclose()
     base = calls[ECHO]
 
@@ -146,8 +151,10 @@ async def run(small: Plan, grouped: Plan, redis_port: int) -> list[Row]:
         Row.of(ECHO, base, note="baseline"),
         Row.of(REDIS_SET, calls[REDIS_SET], note="baseline"),
         Row.of(REDIS_GET, calls[REDIS_GET], note="baseline"),
+        Row.versus(REDIS_ECHO, calls[REDIS_ECHO], ECHO, base),
         *_rows("set_variable (float)", sets, base, SET_TARGET),
         _redis_budget(sets["redis"], base, calls[REDIS_SET]),
+        Row.versus("set_variable (float): redis / echo awaiting Redis", sets["redis"], REDIS_ECHO, calls[REDIS_ECHO]),
         *_rows("get_variable (float, uncached)", by("get", calls), base),
         *_rows("update_variables (10 floats, atomic)", by("batch", grouped_calls), base),
         *_rows("get_variables (100 names)", by("many", grouped_calls), base),

@@ -24,7 +24,7 @@ import redis
 START_TIMEOUT = 30.0
 
 
-def _free_port(also: int = 0) -> int:
+def free_port(also: int = 0) -> int:
     """A loopback port that is free now (with `port + also` free too: a cluster node's bus port)."""
     while True:
         with socket.socket() as s:
@@ -119,7 +119,7 @@ def redis_url() -> str:
     global _standalone
     with _lock:
         if _standalone is None:
-            process = RedisProcess(_free_port(), _dir("standalone"))
+            process = RedisProcess(free_port(), _dir("standalone"))
             process.start()
             _standalone = process
         return f"redis://127.0.0.1:{_standalone.port}/0"
@@ -132,7 +132,7 @@ def redis_cluster_url() -> str:
             nodes = []
             for i in range(3):
                 node = RedisProcess(
-                    _free_port(also=10000),
+                    free_port(also=10000),
                     _dir(f"cluster-{i}"),
                     ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"],
                 )

@@ -512,7 +512,11 @@ class RedisStore(Store):
     async def get_variables(self, session_id: str, refs: list[str]) -> dict[str, VariableRecord]:
         local = self._local(session_id)
         revision, blobs = await self.read_variables(local, refs)
-        found = {ref: self._decode(local, blob) for ref, blob in zip(refs, blobs, strict=True) if blob is not None}
+        found = {}
+        for ref, blob in zip(refs, blobs, strict=True):
+            if blob is not None:
+                cached = local.cached(ref)
+                found[ref] = cached if cached is not None and cached[1] == blob else self._decode(local, blob)
         local.seen(revision, found.values())
         return {ref: record for ref, (record, _) in found.items()}
 
