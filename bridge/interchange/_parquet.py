@@ -194,7 +194,7 @@ def decode_parquet(data: bytes) -> dict[str, Any]:
 
 
 def _arrays(pa: Any, column: Any, names: list[Any], dtypes: list[Any], shapes: list[Any]) -> list[np.ndarray | None]:
-    """Each row's array (None for a row without a dtype), as a read-only view of the column's one buffer."""
+    """Each row's array (None for a row without a dtype), as a view of the column's one buffer."""
     if column.type not in (pa.binary(), pa.large_binary()):
         raise ImportFormatError(f"the parquet export's array_data column is {column.type}, not binary")
     chunk = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # several: copied into one
@@ -230,10 +230,8 @@ def _block(chunk: Any, offsets: np.ndarray, raw: np.ndarray, dtypes: list[Any], 
 
 def _field(text: Any, name: str, key: str) -> Any:
     """A variable's field kept as portable JSON text."""
-    if text == "{}":  # the commonest constraints, metadata and rules
-        return {}
-    if text == "[]":
-        return []
+    if text == "{}" or text == "[]":  # the commonest constraints, metadata and rules
+        return {} if text == "{}" else []
     return from_portable(_json(text, f"{name}: {key}"))
 
 

@@ -3,7 +3,8 @@
 An export is one `Store.export_snapshot` (one state, one revision), streamed in chunks of
 serialized items, so a session larger than one message leaves as a stream and writes made
 meanwhile never show in it. An import validates each message's variables as it arrives (as a
-registration would; the client encodes the next message meanwhile), within bounds, then applies
+registration would, a batch of plain arrays by the first of each kind: `_batched_entry`; the
+client encodes the next message meanwhile), within bounds, then applies
 them in one transaction, where existing variables are written as writes are; a failure of any
 (atomic) or a dry run aborts that transaction, so what is answered is what was, or would have
 been, done.
