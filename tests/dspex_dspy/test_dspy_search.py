@@ -138,7 +138,13 @@ async def test_the_search_space_comes_from_search_or_the_constraints(
     )
     with dspy.context(lm=dummy_lm()):
         await optimizer.compile(
-            dspy.Predict(STUDENT), trainset=trainset(), valset=valset(), search=search, n_trials=6, sampler="random"
+            dspy.Predict(STUDENT),
+            trainset=trainset(),
+            valset=valset(),
+            search=search,
+            n_trials=6,
+            sampler="random",
+            seed=7,  # seeded: unseeded, all six draws from (2, 3) were the same 2 in one run out of 32
         )
     values = [t.values["max_bootstrapped_demos"] for t in optimizer.trials]
     assert len(values) == 6 and all(low <= v <= high for v in values[1:]) and len(set(values)) > 1
