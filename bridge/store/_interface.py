@@ -1,4 +1,4 @@
-"""The store contract every backend (memory now; sqlite, redis later) keeps.
+"""The store contract every backend (memory, SQLite, Redis) keeps.
 
 Writes go through `transact(session_id, body)`: the body reads through a `Transaction`,
 stages puts and deletes, and the store commits them all under one new session revision,

@@ -64,8 +64,20 @@ log = logging.getLogger("dspex.store")
 
 #: Seconds a server answers from its copy of a session's record.
 SESSION_CACHE_SECONDS = 1.0
-#: Records kept per session by one server; past it the copy starts again.
+#: Records, and bytes of them, kept per session by one server; past either the copy starts again. Larger
+#: versions are not kept (a read of one costs its round trip anyway).
 MAX_CACHED_RECORDS = 10_000
+MAX_CACHED_BYTES = 32 * 1024 * 1024
+MAX_CACHED_BLOB = 1024 * 1024
+#: Variable and run IDs whose sessions one server remembers (they never change; past it, it asks again).
+MAX_INDEXED_IDS = 200_000
+#: Seconds a call waits for a session's stream reader to know where it starts (Redis is down otherwise).
+READER_START_SECONDS = 15.0
+#: redis-py's socket timeouts when the URL sets none: above the stream readers' blocking reads (2 s).
+SOCKET_TIMEOUT_SECONDS = 15.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+#: The oldest Redis the scripts run on (the lease check uses PEXPIRETIME).
+MIN_REDIS_VERSION = (7, 0)
 #: How long a deleted session's end marker stays in its log (ms), for other servers' readers.
 END_MARKER_MS = 60_000
 #: What one logged change costs beyond its value and metadata, as the memory store counts it.
@@ -78,7 +90,8 @@ _SCRIPTS = {
     for name in (
         "COMMIT",
         "CREATE_SESSION",
-        "SAVE_SESSION",
+        "GET_SESSION",
+        "TOUCH_SESSION",
         "DELETE_SESSION",
         "GET_VARIABLES",
         "COUNT_VARIABLES",
@@ -102,17 +115,34 @@ _SCRIPTS = {
 class _Local:
     """This server's view of one session: its record, and records current at `revision`."""
 
-    __slots__ = ("base", "fetched", "listeners", "lock", "names", "reader", "record", "records", "revision", "sid")
+    __slots__ = (
+        "base",
+        "cached_bytes",
+        "fetched",
+        "generation",
+        "listeners",
+        "lock",
+        "names",
+        "reader",
+        "record",
+        "records",
+        "revision",
+        "sid",
+    )
 
     def __init__(self, session_id: str, base: str) -> None:
         self.sid = session_id
         self.base = base
         self.record: SessionRecord | None = None
         self.fetched = 0.0
+        #: The session's generation (its log's history ID, new each time the ID is created) everything here
+        #: belongs to; None: not known.
+        self.generation: bytes | None = None
         #: The revision `records` are current at; None: not known.
         self.revision: int | None = None
         self.records: dict[str, tuple[VariableRecord, bytes]] = {}  # variable ID -> (record, as stored)
         self.names: dict[str, str] = {}
+        self.cached_bytes = 0
         #: Held by this server's transactions of the session, so they do not conflict with each other.
         self.lock = asyncio.Lock()
         self.listeners: list[Listener] = []
@@ -132,13 +162,26 @@ class _Local:
         self.revision = revision
         self.records.clear()
         self.names.clear()
+        self.cached_bytes = 0
+
+    def observe(self, raw_revision: bytes | None, generation: bytes | None) -> int:
+        """The state a read saw. Another generation (the session was deleted, or re-created, meanwhile) drops
+        everything this server held of the one before, its record included."""
+        if generation != self.generation:
+            self.reset()
+            if generation is None or self.generation is not None:
+                self.record, self.fetched = None, 0.0
+            self.generation = generation
+        return _revision(raw_revision)
 
     def put(self, record: VariableRecord, blob: bytes) -> None:
-        if len(self.records) >= MAX_CACHED_RECORDS:
-            self.records.clear()
-            self.names.clear()
+        if len(blob) > MAX_CACHED_BLOB:
+            return
+        if len(self.records) >= MAX_CACHED_RECORDS or self.cached_bytes + len(blob) > MAX_CACHED_BYTES:
+            self.reset(self.revision)
         self.records[record.id] = (record, blob)
         self.names[record.name] = record.id
+        self.cached_bytes += len(blob)
 
     def drop(self, record: VariableRecord) -> None:
         self.records.pop(record.id, None)
@@ -151,6 +194,19 @@ class _Local:
         if revision == self.revision:
             for record, blob in found:
                 self.put(record, blob)
+
+
+_TIMEOUTS = {"socket_timeout": SOCKET_TIMEOUT_SECONDS, "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+
+def _check_version(info: dict[str, Any], url: str) -> None:
+    """OSError unless every node is Redis MIN_REDIS_VERSION or newer (a cluster answers per node)."""
+    nodes = [info] if "redis_version" in info else [v for v in info.values() if isinstance(v, dict)]
+    for node in nodes:
+        version = tuple(int(part) for part in str(node.get("redis_version", "0")).split(".")[:2])
+        if version < MIN_REDIS_VERSION:
+            wanted = ".".join(map(str, MIN_REDIS_VERSION))
+            raise OSError(f"Redis store {url!r}: Redis {node.get('redis_version')} is too old; {wanted} or newer")
 
 
 def _revision(raw: bytes | None) -> int:
@@ -177,7 +233,7 @@ class RedisStore(Store):
             )
         self.url, self.prefix, self.cluster = url, prefix, cluster
         self.store_id = self._claim_store_id()
-        self._client: Any = (aioredis.RedisCluster if cluster else aioredis.Redis).from_url(url)
+        self._client: Any = (aioredis.RedisCluster if cluster else aioredis.Redis).from_url(url, **_TIMEOUTS)
         self._scripts = {name: self._client.register_script(source) for name, source in _SCRIPTS.items()}
         self._locals: dict[str, _Local] = {}
         self._var_sessions: dict[str, str] = {}  # variable ID -> its session (never changes)
@@ -195,8 +251,9 @@ class RedisStore(Store):
 
     def _claim_store_id(self) -> str:
         """The ID of the data under this prefix, made by the first server that used it."""
-        sync: Any = (redis.RedisCluster if self.cluster else redis.Redis).from_url(self.url)
+        sync: Any = (redis.RedisCluster if self.cluster else redis.Redis).from_url(self.url, **_TIMEOUTS)
         try:
+            _check_version(sync.info("server"), self.url)
             key = f"{self.prefix}:store"
             sync.set(key, secrets.token_hex(8), nx=True)
             return sync.get(key).decode()
@@ -251,7 +308,8 @@ class RedisStore(Store):
             raw = await self._command(self._client.hget(self._key("ids"), variable_id))
             if raw is None:
                 return None
-            sid = self._var_sessions[variable_id] = raw.decode()
+            sid = raw.decode()
+            self._index(self._var_sessions, variable_id, sid)
         return self._local(sid)
 
     async def _session_of_run(self, optimization_id: str) -> _Local | None:
@@ -260,25 +318,37 @@ class RedisStore(Store):
             raw = await self._command(self._client.hget(self._key("runs"), optimization_id))
             if raw is None:
                 return None
-            sid = self._run_sessions[optimization_id] = raw.decode()
+            sid = raw.decode()
+            self._index(self._run_sessions, optimization_id, sid)
         return self._local(sid)
 
     def _decode(self, local: _Local, blob: bytes) -> tuple[VariableRecord, bytes]:
         record = load_variable(blob)
-        self._var_sessions[record.id] = local.sid
+        self._index(self._var_sessions, record.id, local.sid)
         return record, blob
+
+    @staticmethod
+    def _index(index: dict[str, str], key: str, session_id: str) -> None:
+        if len(index) >= MAX_INDEXED_IDS:
+            index.clear()
+        index[key] = session_id
 
     # -- sessions
 
     async def create_session(self, record: SessionRecord) -> bool:
         session_id = record.session_id
         local = self._local(session_id)
-        await self._command(self._client.sadd(self._key("sessions"), session_id))
-        created = await self._run("CREATE_SESSION", local, SESSIONS.dumps(record), secrets.token_hex(8))
-        if created:
-            local.record, local.fetched = record, time.monotonic()
-            local.reset(0)
-        return bool(created)
+        generation = secrets.token_hex(8)
+        index = self._key("sessions")
+        await self._command(self._client.sadd(index, session_id))  # before: a crash between leaves no unindexed session
+        created = await self._run("CREATE_SESSION", local, SESSIONS.dumps(record), generation, repr(record.last_seen))
+        if not created:
+            return False
+        await self._command(self._client.sadd(index, session_id))  # after: a deletion's index update in between
+        local.observe(b"0", generation.encode())
+        local.record, local.fetched = record, time.monotonic()
+        local.reset(0)
+        return True
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         local = self._local(session_id)
@@ -289,9 +359,14 @@ class RedisStore(Store):
             and time.time() < record.expires_at - SESSION_CACHE_SECONDS
         ):
             return record
-        raw = await self._command(self._client.get(local.base + ":session"))
-        local.record = record = SESSIONS.loads(raw) if raw is not None else None
-        local.fetched = time.monotonic()
+        raw, last_seen, generation = await self._run("GET_SESSION", local)
+        local.observe(None, generation)
+        record = None
+        if raw is not None:
+            record = SESSIONS.loads(raw)
+            if last_seen is not None:
+                record = record._replace(last_seen=float(last_seen))
+        local.record, local.fetched = record, time.monotonic()
         return record
 
     async def revision(self, session_id: str) -> int:
@@ -300,18 +375,18 @@ class RedisStore(Store):
 
     async def touch_session(self, session_id: str, now: float) -> None:
         record = await self.get_session(session_id)
-        if record is not None:
-            local = self._local(session_id)
-            local.record = record = record._replace(last_seen=now)
-            await self._run("SAVE_SESSION", local, SESSIONS.dumps(record))
+        local = self._local(session_id)
+        if record is not None and local.generation is not None:
+            local.record = record._replace(last_seen=now)
+            await self._run("TOUCH_SESSION", local, local.generation, repr(now))
 
     async def delete_session(self, session_id: str) -> int:
         local = self._local(session_id)
         async with local.lock:
             found = await self._run("DELETE_SESSION", local, END_MARKER_MS)
-            local.record = None
-            local.reset()
+            local.observe(None, None)
         if found is None:
+            await self._forget_globally(session_id, [], [])  # a deletion that died before its index update
             return 0
         vids, rids = found
         await self._forget_globally(session_id, [v.decode() for v in vids], [r.decode() for r in rids])
@@ -335,6 +410,8 @@ class RedisStore(Store):
             self._run_sessions.pop(rid, None)
         if steps:
             await self._command(asyncio.gather(*steps))
+        if session_id and await self._command(self._client.exists(self._local(session_id).base + ":session")):
+            await self._command(self._client.sadd(self._key("sessions"), session_id))  # re-created meanwhile
 
     async def session_ids(self) -> list[str]:
         members = await self._command(self._client.smembers(self._key("sessions")))
@@ -346,35 +423,63 @@ class RedisStore(Store):
         local = self._local(session_id)
         async with local.lock:
             for _ in range(MAX_ATTEMPTS):
-                if local.revision is None:
-                    local.reset(await self.revision(session_id))
-                    if local.revision == 0 and await self.get_session(session_id) is None:
-                        raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
-                txn = RedisTransaction(self, local, local.revision)  # type: ignore[arg-type]
+                if local.revision is None or local.generation is None:
+                    await self._fresh_state(local)
+                txn = RedisTransaction(self, local, local.revision, local.generation)  # type: ignore[arg-type]
                 try:
                     result = await body(txn)
-                    if not txn.staged:
-                        if not txn.verified and await self._moved_on(local, txn):
-                            continue
-                        return result, txn.base
-                    if await self._commit(local, txn):
-                        return result, txn.revision
                 except Conflict:
                     local.reset()
+                    continue
                 except Exception:
                     if not txn.verified and await self._moved_on(local, txn):
                         continue
                     raise
+                if not txn.staged:
+                    if not txn.verified and await self._moved_on(local, txn):
+                        continue
+                    return result, txn.base
+                try:
+                    if await self._commit(local, txn):
+                        return result, txn.revision
+                except Conflict:
+                    pass
+                except BaseException:  # the write may have landed (a reply lost): never run it again
+                    local.reset()
+                    raise
+                local.reset()
         raise StoreUnavailableError(
             f"session {session_id!r}: {MAX_ATTEMPTS} attempts of a write lost to writes of other servers",
             store="redis",
         )
 
+    async def _reader_started(self, local: _Local) -> None:
+        """Waits until the session's stream reader (if it has one) knows where it starts."""
+        reader = local.reader
+        if reader is None or reader.ready.is_set():
+            return
+        try:
+            await asyncio.wait_for(reader.ready.wait(), READER_START_SECONDS)
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"the Redis store at {self.url}: the event log of session {local.sid!r} could not be read",
+                store="redis",
+            ) from None
+
+    async def _fresh_state(self, local: _Local) -> None:
+        """The session's revision and generation as Redis has them now; SessionNotFoundError if it is gone."""
+        raw_revision, generation = await self._command(self._client.hmget(local.base + ":meta", "rev", "log_id"))
+        revision = local.observe(raw_revision, generation)
+        if generation is None:
+            local.absent()
+            raise SessionNotFoundError(f"session {local.sid!r} not found", session=local.sid)
+        local.reset(revision)
+
     async def _moved_on(self, local: _Local, txn: RedisTransaction) -> bool:
         """Whether what the body saw may be out of date: it read this server's copy, and the session has
         moved on since (then the copy is dropped, and the body runs again)."""
-        revision = await self.revision(local.sid)
-        if revision == txn.base:
+        raw_revision, generation = await self._command(self._client.hmget(local.base + ":meta", "rev", "log_id"))
+        if _revision(raw_revision) == txn.base and generation == txn.generation:
             return False
         local.reset()
         return True
@@ -419,21 +524,10 @@ class RedisStore(Store):
         payload = dump_frames(
             [b"%d" % txn.base, repr(txn.now).encode(), b"%d" % cost, dump_frames(changes), *self._retention, *items]
         )
-        reader = local.reader
-        if reader is not None and not reader.ready.is_set():
-            await reader.ready.wait()  # it must start before this write, so that its listeners get it
-        committing = self._run("COMMIT", local, payload)
-        if created:
-            ids = {vid: local.sid for vid in created}
-            indexed, outcome = await asyncio.gather(
-                self._command(self._client.hset(self._key("ids"), mapping=ids)), committing, return_exceptions=True
-            )
-            if isinstance(outcome, BaseException):
-                raise outcome
-            if isinstance(indexed, BaseException):
-                raise indexed
-        else:
-            outcome = await committing
+        await self._reader_started(local)  # it must start before this write, so that its listeners get it
+        if created:  # indexed first: a created variable is never without its entry (one refused goes again)
+            await self._command(self._client.hset(self._key("ids"), mapping=dict.fromkeys(created, local.sid)))
+        outcome = await self._run("COMMIT", local, txn.generation, payload)
         status = outcome[0]
         if status != 1:
             if created:  # nothing was created: the index entries go again
@@ -451,7 +545,7 @@ class RedisStore(Store):
                 if old is not None:
                     local.drop(old[0])
             else:
-                self._var_sessions[vid] = local.sid
+                self._index(self._var_sessions, vid, local.sid)
                 local.put(record, blobs[vid])
         if local.reader is not None:
             local.reader.committed(self._entry(txn))
@@ -477,8 +571,8 @@ class RedisStore(Store):
 
     async def read_variable(self, local: _Local, ref: str) -> tuple[int, tuple[VariableRecord, bytes] | None]:
         """A variable by name or ID with the revision it was read at (what transactions check)."""
-        raw_revision, blob = await self._run("GET_VARIABLES", local, ref)
-        revision = _revision(raw_revision)
+        raw_revision, generation, blob = await self._run("GET_VARIABLES", local, ref)
+        revision = local.observe(raw_revision, generation)
         if blob is None:
             return revision, None
         cached = local.cached(ref)
@@ -487,16 +581,17 @@ class RedisStore(Store):
         return revision, found
 
     async def read_variables(self, local: _Local, refs: list[str]) -> tuple[int, list[bytes | None]]:
-        raw_revision, *blobs = await self._run("GET_VARIABLES", local, *refs)
-        return _revision(raw_revision), blobs
+        raw_revision, generation, *blobs = await self._run("GET_VARIABLES", local, *refs)
+        return local.observe(raw_revision, generation), blobs
 
     async def count_variables(self, local: _Local, vids: list[str]) -> tuple[int, int, set[str]]:
-        raw_revision, count, *exists = await self._run("COUNT_VARIABLES", local, *vids)
-        return _revision(raw_revision), count, {vid for vid, there in zip(vids, exists, strict=True) if there}
+        raw_revision, generation, count, *exists = await self._run("COUNT_VARIABLES", local, *vids)
+        existing = {vid for vid, there in zip(vids, exists, strict=True) if there}
+        return local.observe(raw_revision, generation), count, existing
 
     async def all_variables(self, local: _Local) -> tuple[int, list[VariableRecord]]:
-        raw_revision, blobs = await self._run("ALL_VARIABLES", local)
-        return _revision(raw_revision), [self._decode(local, blob)[0] for blob in blobs]
+        raw_revision, generation, blobs = await self._run("ALL_VARIABLES", local)
+        return local.observe(raw_revision, generation), [self._decode(local, blob)[0] for blob in blobs]
 
     async def get_variable(self, session_id: str, ref: str) -> VariableRecord | None:
         _, found = await self.read_variable(self._local(session_id), ref)
@@ -522,11 +617,11 @@ class RedisStore(Store):
 
     async def snapshot(self, session_id: str, names: Iterable[str]) -> tuple[int, dict[str, VariableRecord]]:
         local = self._local(session_id)
-        if local.reader is not None:
-            await local.reader.ready.wait()  # its start must not be later than what this reads
+        await self._reader_started(local)  # its start must not be later than what this reads
         names = list(dict.fromkeys(names))
         revision, blobs = await self.read_variables(local, names)
-        if revision == 0 and await self.get_session(session_id) is None:
+        if local.generation is None:
+            local.absent()
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         found = {}
         for name, blob in zip(names, blobs, strict=True):
@@ -540,15 +635,17 @@ class RedisStore(Store):
         self, session_id: str, select: Callable[[str], bool] | None = None, include_history: bool = False
     ) -> SessionSnapshot:
         local = self._local(session_id)
-        while True:
+        for _ in range(MAX_ATTEMPTS):
             revision, every = await self.all_variables(local)
-            if revision == 0 and await self.get_session(session_id) is None:
+            if local.generation is None:
                 raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
             records = sorted((r for r in every if select is None or select(r.name)), key=lambda r: r.name)
             names = {r.id: r.name for r in every}
             if not include_history:
                 return SessionSnapshot(revision, records, names, {}, [], {})
             found = await self._run("EXPORT_HISTORY", local, revision, *[r.id for r in records])
+            if found[0] == 0:
+                raise SessionNotFoundError(f"session {session_id!r} ended during the export", session=session_id)
             if found[0] == -1:
                 continue  # written meanwhile: read it all again, at one revision
             _, per_variable, runs = found
@@ -562,6 +659,10 @@ class RedisStore(Store):
                 run_records.append(run)
                 trials[rid.decode()] = [TRIALS.loads(t) for t in run_trials]
             return SessionSnapshot(revision, records, names, history, run_records, trials)
+        raise StoreUnavailableError(
+            f"session {session_id!r} was written {MAX_ATTEMPTS} times while being exported; export it again",
+            store="redis",
+        )
 
     async def list_variables(self, session_id: str, pattern: str = "") -> list[VariableRecord]:
         _, records = await self.all_variables(self._local(session_id))
@@ -583,7 +684,15 @@ class RedisStore(Store):
             sid = self._var_sessions.get(vid)
             if sid is not None:
                 by_session.setdefault(sid, []).extend((vid, n))
-        await asyncio.gather(*(self._run("COUNT_READS", self._local(sid), *args) for sid, args in by_session.items()))
+        done = await asyncio.gather(
+            *(self._run("COUNT_READS", self._local(sid), *args) for sid, args in by_session.items()),
+            return_exceptions=True,
+        )
+        for args, outcome in zip(by_session.values(), done, strict=True):
+            if isinstance(outcome, BaseException):  # gathered again for the next write, that session's only
+                log.error("writing read counts failed: %s", outcome)
+                for vid, n in zip(args[::2], args[1::2], strict=True):
+                    self._reads.counts[vid] = self._reads.counts.get(vid, 0) + n
 
     async def stats(self, variable_id: str) -> VariableStatsRecord:
         local = await self._session_of(variable_id)
@@ -603,8 +712,7 @@ class RedisStore(Store):
 
     async def event_log(self, session_id: str, from_revision: int, limit: int) -> EventLog:
         local = self._local(session_id)
-        if local.reader is not None:
-            await local.reader.ready.wait()
+        await self._reader_started(local)
         found = await self._run("EVENT_LOG", local, max(from_revision, 0), max(limit, 0))
         if not found:
             local.absent()
@@ -630,7 +738,7 @@ class RedisStore(Store):
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         local.listeners.append(listener)
         if local.reader is None:
-            local.reader = StreamReader(self._client, local, local.revision)
+            local.reader = StreamReader(self._client, local)
 
         def stop() -> None:
             with contextlib.suppress(ValueError):  # already gone with its session
@@ -654,7 +762,7 @@ class RedisStore(Store):
         if vids:
             steps.append(client.hset(self._key("ids"), mapping={vid: record.session_id for vid in vids}))
         await self._command(asyncio.gather(*steps))
-        self._run_sessions[record.id] = record.session_id
+        self._index(self._run_sessions, record.id, record.session_id)
         status, *rest = await self._run(
             "CLAIM_RUN",
             local,
@@ -666,7 +774,12 @@ class RedisStore(Store):
             self.limits.max_optimization_runs,
             *vids,
         )
-        if status == 0:
+        if status != 1:
+            if status == 2 or not rest[1]:  # refused, and never stored: its index entry goes again
+                self._run_sessions.pop(record.id, None)
+                await self._command(self._client.hdel(self._key("runs"), record.id))
+            if status == 2:
+                raise SessionNotFoundError(f"session {record.session_id!r} not found", session=record.session_id)
             return RUNS.loads(rest[0])
         if rest:
             await self._forget_globally("", [], [r.decode() for r in rest])

@@ -4,9 +4,9 @@ Every server's listeners, the writing server's included, are fed from the stream
 every write of the session, whichever server made it, in revision order, each write whole. A
 write this server commits goes to its listeners at once, before the call returns, when it is the
 next revision they expect (the reader then skips it); otherwise the reader brings it in order.
-A reader starts at the revision this server knows for the session, or else at the session's
-revision when it begins (`ready`): snapshots, log reads and commits of the session wait for that,
-so a watch that subscribes and then reads misses nothing in between.
+A reader starts at the session's revision in Redis when it begins (`ready`): snapshots, log
+reads and commits of the session on this server wait for that, so a watch that subscribes and
+then reads misses nothing in between.
 It ends its listeners with None when the session ends (the delete script's `end` marker, or a
 log of another history: the session was re-created), and with WatchOverflowError if it fell
 so far behind that the log dropped writes it had not read (the watcher then resumes from the
@@ -45,16 +45,14 @@ RETRY_SECONDS = 0.5
 class StreamReader:
     """Reads one session's log and hands each write to the session's listeners on this server."""
 
-    def __init__(self, client: Any, local: _Local, start: int | None) -> None:
+    def __init__(self, client: Any, local: _Local) -> None:
         self._client = client
         self._local = local
         #: Set once the reader knows where it starts.
         self.ready = asyncio.Event()
-        #: The last revision handed to the listeners.
-        self.last = start
+        #: The last revision handed to the listeners (None until the reader has read where it starts).
+        self.last: int | None = None
         self._stopped = False
-        if start is not None:
-            self.ready.set()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"dspex-redis-log-{local.sid}")
 
     def stop(self) -> None:
@@ -94,8 +92,7 @@ class StreamReader:
         client = self._client
         meta, key = self._local.base + ":meta", self._local.base + ":log"
         revision, history_id = await self._retrying(lambda: client.hmget(meta, "rev", "log_id"))
-        if self.last is None:
-            self.last = int(revision or 0)
+        self.last = int(revision or 0)
         self.ready.set()
         if history_id is None:
             self._deliver(None)
@@ -120,7 +117,7 @@ class StreamReader:
                     self._deliver(
                         WatchOverflowError(
                             f"session {self._local.sid!r}: this server fell behind the event log, which dropped "
-                            f"revisions {last + 1} to {revision - 1} before they were read; resume from {last + 1}",
+                            f"revisions {last + 1} to {revision - 1} before they were read; resume from the log",
                             session=self._local.sid,
                             resume_revision=last + 1,
                         )

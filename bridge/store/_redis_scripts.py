@@ -7,7 +7,8 @@ Retention follows the memory store's rules exactly (the conformance suite holds 
 them). Numbers that must keep their digits (times) travel and are kept as the strings Python
 wrote; Lua's own number formatting would round them.
 
-Keys of a session (after its base): `session` (its record), `meta` (rev, log_id, log_bytes),
+Keys of a session (after its base): `session` (its record), `meta` (rev, log_id: the session's generation, new each
+time it is created, log_bytes, last_seen),
 `vars` (ID -> current version), `names` (name -> ID), `h:ID` and `hm:ID` (a variable's retained
 versions and their "bytes time"), `hb` (ID -> history bytes), `log` (the event log, a stream
 whose entry IDs are `REVISION-1`), `reads` and `opt` (ID -> reads served, seconds optimized),
@@ -76,13 +77,14 @@ local function forget(vid)
 end
 """
 
-#: ARGV: base, then one string of frames (`_redis_codec.dump_frames`, one argument: redis-py packs each
-#: argument in Python): the expected revision, now, the entry's log cost, its changes (frames), max log
-#: entries, max log bytes, max history count, max history bytes, max history age, then per staged
-#: variable: op (p put, r restore, d delete), ID, name, version blob, its bytes, its time, how many
-#: restored earlier versions, and (blob, bytes, time) for each. Returns {1, revision, dropped runs...},
-#: {0} if the session is gone, {-1, revision} if another write came first, {-2, name} if a restore
-#: finds its variable exists.
+#: ARGV: base, the session's generation (its log_id) the caller read at, then one string of frames
+#: (`_redis_codec.dump_frames`, one argument: redis-py packs each argument in Python): the expected
+#: revision, now, the entry's log cost, its changes (frames), max log entries, max log bytes, max
+#: history count, max history bytes, max history age, then per staged variable: op (p put, r restore,
+#: d delete), ID, name, version blob, its bytes, its time, how many restored earlier versions, and
+#: (blob, bytes, time) for each. Returns {1, revision, dropped runs...}, {0} if the session is gone,
+#: {-1, revision} if another write (or another generation) came first, {-2, name} if a restore finds
+#: its variable exists.
 COMMIT = (
     _COMMON
     + """
@@ -103,9 +105,10 @@ local function frames(s)
   return out
 end
 if redis.call('EXISTS', base .. ':session') == 0 then return {0} end
-local a = frames(ARGV[2])
-local rev = tonumber(redis.call('HGET', meta, 'rev') or '0')
-if rev ~= tonumber(a[1]) then return {-1, rev} end
+local a = frames(ARGV[3])
+local state = redis.call('HMGET', meta, 'rev', 'log_id')
+local rev = tonumber(state[1] or '0')
+if rev ~= tonumber(a[1]) or state[2] ~= ARGV[2] then return {-1, rev} end
 local now, cost, changes = a[2], a[3], a[4]
 local max_entries, max_log_bytes = tonumber(a[5]), tonumber(a[6])
 local max_count, max_bytes, max_age = tonumber(a[7]), tonumber(a[8]), tonumber(a[9])
@@ -152,19 +155,28 @@ return {1, rev, unpack(dropped)}
 """
 )
 
-#: ARGV: base, session record, history ID. 1 if created, 0 if the ID is taken.
+#: ARGV: base, session record, its generation (history ID), its last activity. 1 if created, 0 if the ID is taken.
 CREATE_SESSION = """
 local base = ARGV[1]
 if redis.call('EXISTS', base .. ':session') == 1 then return 0 end
 redis.call('DEL', base .. ':log')
 redis.call('SET', base .. ':session', ARGV[2])
-redis.call('HSET', base .. ':meta', 'rev', 0, 'log_id', ARGV[3], 'log_bytes', 0)
+redis.call('HSET', base .. ':meta', 'rev', 0, 'log_id', ARGV[3], 'log_bytes', 0, 'last_seen', ARGV[4])
 return 1
 """
 
-#: ARGV: base, session record. Saves it only if the session still exists.
-SAVE_SESSION = """
-if redis.call('EXISTS', ARGV[1] .. ':session') == 1 then redis.call('SET', ARGV[1] .. ':session', ARGV[2]) end
+#: ARGV: base. {session record, last activity, generation}, all nil for an unknown session.
+GET_SESSION = """
+local state = redis.call('HMGET', ARGV[1] .. ':meta', 'last_seen', 'log_id')
+return {redis.call('GET', ARGV[1] .. ':session'), state[1], state[2]}
+"""
+
+#: ARGV: base, generation, last activity. Records activity of that generation of the session only: a session
+#: re-created meanwhile (another generation) is left alone.
+TOUCH_SESSION = """
+if redis.call('HGET', ARGV[1] .. ':meta', 'log_id') == ARGV[2] then
+  redis.call('HSET', ARGV[1] .. ':meta', 'last_seen', ARGV[3])
+end
 return 1
 """
 
@@ -196,36 +208,42 @@ redis.call('PEXPIRE', base .. ':log', ARGV[2])
 return {vids, rids}
 """
 
-#: ARGV: base, refs (names or IDs). {revision, each ref's version or nil}.
+#: ARGV: base, refs (names or IDs). {revision, generation, each ref's version or nil}.
 GET_VARIABLES = """
 local base = ARGV[1]
 local names, vars = base .. ':names', base .. ':vars'
-local out = {redis.call('HGET', base .. ':meta', 'rev') or false}
+local state = redis.call('HMGET', base .. ':meta', 'rev', 'log_id')
+local out = {state[1], state[2]}
 for i = 2, #ARGV do
   local vid = redis.call('HGET', names, ARGV[i]) or ARGV[i]
-  out[i] = redis.call('HGET', vars, vid)
+  out[i + 1] = redis.call('HGET', vars, vid)
 end
 return out
 """
 
-#: ARGV: base, variable IDs. {revision, variable count, 1/0 for each ID: whether it exists}.
+#: ARGV: base, variable IDs. {revision, generation, variable count, 1/0 for each ID: whether it exists}.
 COUNT_VARIABLES = """
 local base = ARGV[1]
-local out = {redis.call('HGET', base .. ':meta', 'rev') or false, redis.call('HLEN', base .. ':vars')}
+local state = redis.call('HMGET', base .. ':meta', 'rev', 'log_id')
+local out = {state[1], state[2], redis.call('HLEN', base .. ':vars')}
 for i = 2, #ARGV do out[#out + 1] = redis.call('HEXISTS', base .. ':vars', ARGV[i]) end
 return out
 """
 
-#: ARGV: base. {revision, every current version}.
+#: ARGV: base. {revision, generation, every current version}.
 ALL_VARIABLES = """
-return {redis.call('HGET', ARGV[1] .. ':meta', 'rev') or false, redis.call('HVALS', ARGV[1] .. ':vars')}
+local state = redis.call('HMGET', ARGV[1] .. ':meta', 'rev', 'log_id')
+return {state[1], state[2], redis.call('HVALS', ARGV[1] .. ':vars')}
 """
 
-#: ARGV: base, the revision the caller read the variables at, variable IDs. {-1} if the session moved on,
+#: ARGV: base, the revision the caller read the variables at, variable IDs. {0} if the session is gone, {-1}
+#: if it moved on,
 #: else {1, per ID {its retained versions, its run IDs}, per distinct run {run ID, record, trials}}.
 EXPORT_HISTORY = """
 local base = ARGV[1]
-if (redis.call('HGET', base .. ':meta', 'rev') or false) ~= ARGV[2] then return {-1} end
+local rev = redis.call('HGET', base .. ':meta', 'rev')
+if not rev then return {0} end
+if rev ~= ARGV[2] then return {-1} end
 local per_variable, runs, seen = {}, {}, {}
 for i = 3, #ARGV do
   local vid = ARGV[i]
@@ -282,17 +300,20 @@ return {redis.call('HGET', base .. ':reads', vid), redis.call('HGET', base .. ':
 """
 
 #: ARGV: base, run ID, now (ms), record, its variable IDs (JSON), lease end (ms), max runs per variable,
-#: its variable IDs. {0, holder's record} if a variable's current run holds a live lease, else {1, dropped runs...}.
+#: its variable IDs. {0, holder's record, 1 if this run was stored before} if a variable's current run holds a
+#: live lease, {2} if the session is gone, else {1, dropped runs...}.
 CLAIM_RUN = (
     _COMMON
     + """
 local rid, now_ms = ARGV[2], tonumber(ARGV[3])
+if redis.call('EXISTS', base .. ':session') == 0 then return {2} end
+local existed = redis.call('EXISTS', base .. ':run:' .. rid)
 for i = 8, #ARGV do
   local current = redis.call('LINDEX', base .. ':vruns:' .. ARGV[i], -1)
   if current then
     local lease = base .. ':lease:' .. ARGV[i]
     if redis.call('GET', lease) == current and redis.call('PEXPIRETIME', lease) >= now_ms then
-      return {0, redis.call('HGET', base .. ':run:' .. current, 'rec')}
+      return {0, redis.call('HGET', base .. ':run:' .. current, 'rec'), existed}
     end
   end
 end

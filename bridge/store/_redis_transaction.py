@@ -25,10 +25,12 @@ class Conflict(BaseException):
 
 
 class RedisTransaction(Transaction):
-    def __init__(self, store: RedisStore, local: _Local, base: int) -> None:
+    def __init__(self, store: RedisStore, local: _Local, base: int, generation: bytes | None) -> None:
         self._store = store
         self._local = local
         self.base = base
+        #: The session's generation it reads in (see `_Local.generation`).
+        self.generation = generation
         #: Whether a read from Redis confirmed `base` (else only this server's copy vouches for it).
         self.verified = False
         self.revision = base + 1
@@ -45,7 +47,7 @@ class RedisTransaction(Transaction):
 
     def check(self, revision: int) -> None:
         """A read's revision: another than `base` means the session moved on."""
-        if revision != self.base:
+        if revision != self.base or self._local.generation != self.generation:
             raise Conflict
         self.verified = True
 
@@ -53,7 +55,7 @@ class RedisTransaction(Transaction):
         if ref in self._by_ref:
             return self._by_ref[ref]
         local = self._local
-        found = local.cached(ref) if local.revision == self.base else None
+        found = local.cached(ref) if local.revision == self.base and local.generation == self.generation else None
         if found is None:
             revision, found = await self._store.read_variable(local, ref)
             self.check(revision)

@@ -44,6 +44,7 @@ async def test_without_include_initial_only_writes_arrive(session: SessionContex
 async def test_an_atomic_batch_arrives_as_consecutive_updates_with_one_revision(session: SessionContext) -> None:
     await session.register_variables([{"name": n, "type": "integer", "initial_value": 0} for n in ("a", "b", "c")])
     watch = session.watch_variables(["a", "b"], include_initial=False)
+    await watch.started()  # what started() promises: every write from here on (a store may take a while)
     await session.update_variables({"a": 1, "b": 2, "c": 3}, atomic=True)
     await session.set_variable("c", 4)  # not watched
     await session.set_variable("b", 5)
@@ -94,6 +95,7 @@ async def test_a_filter_sees_updates_of_existing_values_only(session: SessionCon
 async def test_a_filter_of_several_variables_gets_the_name(session: SessionContext) -> None:
     await session.register_variables([{"name": n, "type": "integer", "initial_value": 0} for n in ("a", "b")])
     watch = session.watch_variables(["a", "b"], include_initial=False, filter_fn=lambda name, old, new: name == "b")
+    await watch.started()  # what started() promises: every write from here on (a store may take a while)
     await session.update_variables({"a": 1, "b": 1})
     await session.set_variable("a", 2)
     await session.set_variable("b", 2)

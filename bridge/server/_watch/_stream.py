@@ -311,6 +311,10 @@ class WatchStream:
                 if isinstance(self.ended, _Ended):
                     await self._shutting_down()
                     return
+                if isinstance(self.ended, WatchOverflowError):  # the store's feed fell behind: resume from here
+                    raise WatchOverflowError(
+                        self.ended.message, **{**self.ended.details, "resume_revision": self.position}
+                    )
                 if self.ended is not None:
                     raise self.ended
                 self.wake.clear()
