@@ -8,12 +8,10 @@ wrote it), ends the attempt with `Conflict`, and the store runs the body again o
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._interface import Transaction
 from ._records import VariableRecord
+from ._staged import StagedTransaction
 
 if TYPE_CHECKING:
     from ._redis import RedisStore, _Local
@@ -24,8 +22,9 @@ class Conflict(BaseException):
     cannot swallow it: the attempt must end, and the store retries it."""
 
 
-class RedisTransaction(Transaction):
+class RedisTransaction(StagedTransaction):
     def __init__(self, store: RedisStore, local: _Local, base: int, generation: bytes | None) -> None:
+        super().__init__(base)
         self._store = store
         self._local = local
         self.base = base
@@ -33,20 +32,13 @@ class RedisTransaction(Transaction):
         self.generation = generation
         #: Whether a read from Redis confirmed `base` (else only this server's copy vouches for it).
         self.verified = False
-        self.revision = base + 1
-        self.now = time.time()
-        self.staged: dict[str, VariableRecord | None] = {}  # variable ID -> new record; None: deleted
-        self.deleted_by: dict[str, str] = {}
-        self.restored: dict[str, Sequence[VariableRecord]] = {}
-        self._staged_names: dict[str, str] = {}
-        self._by_ref: dict[str, VariableRecord | None] = {}  # committed lookups by name or ID
         #: Variable ID -> (its committed record, the version as stored) for every committed record read.
         self.known: dict[str, tuple[VariableRecord, bytes]] = {}
         #: Names the session did not hold at `base`.
         self.absent: set[str] = set()
 
     def check(self, revision: int) -> None:
-        """A read's revision: another than `base` means the session moved on."""
+        """A read's revision: another than `base` (or another generation) means the session moved on."""
         if revision != self.base or self._local.generation != self.generation:
             raise Conflict
         self.verified = True
@@ -68,41 +60,10 @@ class RedisTransaction(Transaction):
         self.known[record.id] = found
         return record
 
-    async def get(self, ref: str) -> VariableRecord | None:
-        vid = self._staged_names.get(ref)
-        if vid is not None:
-            return self.staged[vid]
-        if ref in self.staged:
-            return self.staged[ref]
-        record = await self._committed(ref)
-        if record is not None and record.id in self.staged:
-            return self.staged[record.id]
-        return record
-
-    async def variable_count(self) -> int:
-        revision, count, existing = await self._store.count_variables(self._local, list(self.staged))
+    async def _count_existing(self, vids: list[str]) -> tuple[int, set[str]]:
+        revision, count, existing = await self._store.count_variables(self._local, vids)
         self.check(revision)
-        for vid, record in self.staged.items():
-            count += (record is not None) - (vid in existing)
-        return count
-
-    def put(self, record: VariableRecord) -> None:
-        self.staged[record.id] = record
-        self._staged_names[record.name] = record.id
-
-    def restore(self, record: VariableRecord, history: Sequence[VariableRecord]) -> None:
-        vid = record.id
-        exists = self.staged[vid] is not None if vid in self.staged else vid in self.known
-        if exists:  # a variable this transaction has not looked at is checked again by the commit script
-            raise ValueError(f"restore() creates variables; {record.name!r} exists")
-        self.put(record)
-        self.restored[vid] = history
-
-    def delete(self, record: VariableRecord, writer: str | None = None) -> None:
-        self.restored.pop(record.id, None)
-        self.staged[record.id] = None
-        self._staged_names[record.name] = record.id
-        self.deleted_by[record.id] = writer if writer is not None else record.session_id
+        return count, existing
 
     async def dependents(self, variable_id: str) -> list[str]:
         revision, records = await self._store.all_variables(self._local)

@@ -1,4 +1,5 @@
-"""`dspex serve` processes that tests kill and start again, and a watch follower, for the recorded-history tests."""
+"""`dspex serve` processes that tests kill and start again, a watch follower, and the storm they run through,
+for the recorded-history tests."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from bridge import VariableUpdate, Watch
+import grpc
+from history_checker import Call
+from history_recorder import Recorder, storm
+
+from bridge import SessionContext, VariableUpdate, Watch
 from bridge.server._process import READY_PREFIX
 
 WAIT = 20.0  # any one wait; a wait that needs it has failed
@@ -82,3 +88,50 @@ class Follower:
 
     def stop(self) -> None:
         self._task.cancel()
+
+
+async def storm_through(
+    session_id: str,
+    names: list[str],
+    writers: list[grpc.aio.Channel],
+    watcher_channel: grpc.aio.Channel,
+    kills: Callable[[Recorder], Awaitable[None]],
+) -> tuple[list[Call], dict[str, Any], list[VariableUpdate]]:
+    """One client per writer channel storms one session (client1 first: it creates the session and its variables)
+    while a watcher on `watcher_channel` follows every variable; `kills(recorder)` kills and restarts servers
+    mid-storm. Returns every call, the final values, and what the watcher got once it caught up with them."""
+    first = await SessionContext(session_id, writers[0]).initialize()
+    clients = [first] + [await SessionContext(session_id, ch, token=first.token).initialize() for ch in writers[1:]]
+    for client in clients:
+        client.set_cache_config(ttl=0)  # every read asks a server
+    await first.register_variables([{"name": n, "type": "integer", "initial_value": 0} for n in names])
+    watcher = await SessionContext(session_id, watcher_channel, token=first.token).initialize()
+    watch = watcher.watch_variables(names, include_initial=False)
+    await watch.started()
+    follower = Follower(watch)
+    recorder, stop = Recorder(), asyncio.Event()
+
+    def reconnected(channel: grpc.aio.Channel) -> Callable[[], Awaitable[None]]:
+        async def wait() -> None:  # its server is down: wait for the channel to be back, not for a while
+            await asyncio.wait_for(channel.channel_ready(), WAIT)
+
+        return wait
+
+    storms = [
+        asyncio.create_task(storm(recorder, i + 1, client, names, stop, reconnected(channel)))
+        for i, (client, channel) in enumerate(zip(clients, writers, strict=True))
+    ]
+    await kills(recorder)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(*storms), WAIT)
+    finals = await first.get_variables(names)
+    written = {name for call in recorder.calls for name in call.writes}
+
+    def caught_up(seen: list[VariableUpdate]) -> bool:  # the final value of every variable written
+        return all(any(u.name == n and u.value == finals[n] for u in seen) for n in written)
+
+    await asyncio.wait_for(follower.until(caught_up), WAIT)
+    follower.stop()
+    for client in (*clients, watcher):
+        await client.close()
+    return recorder.calls, finals, follower.seen

@@ -13,16 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import grpc
 import pytest
-from history_checker import Call, check, check_watch
-from history_recorder import Recorder, as_updates, kept_history, storm
+from history_checker import check, check_watch
+from history_recorder import Recorder, as_updates, kept_history
 from redis_servers import prefix_for, redis_url
-from served_storm import FAST_RECONNECT, WAIT, Follower, Incarnations
+from served_storm import FAST_RECONNECT, WAIT, Incarnations, storm_through
 
-from bridge import SessionContext, VariableUpdate, connect
+from bridge import connect
 from bridge.store import open_store
 
 NAMES = [f"x{i}" for i in range(6)]
@@ -38,7 +36,10 @@ async def test_two_servers_on_one_redis_lose_nothing_when_each_is_killed(tmp_pat
     on_a = [connect(address_a, **FAST_RECONNECT) for _ in range(3)]  # two writers and the watcher
     on_b = [connect(address_b, **FAST_RECONNECT) for _ in range(2)]
     try:
-        calls, finals, seen = await asyncio.wait_for(_storm(a, b, on_a, on_b), RUN_BOUND)
+        *writers_a, watcher = on_a
+        calls, finals, seen = await asyncio.wait_for(
+            storm_through("shared", NAMES, [*writers_a, *on_b], watcher, _kills(a, b)), RUN_BOUND
+        )
     finally:
         for channel in (*on_a, *on_b):
             await channel.close()
@@ -57,47 +58,12 @@ async def test_two_servers_on_one_redis_lose_nothing_when_each_is_killed(tmp_pat
     assert a.starts == 2 and b.starts == 2
 
 
-async def _storm(
-    a: Incarnations, b: Incarnations, on_a: list[grpc.aio.Channel], on_b: list[grpc.aio.Channel]
-) -> tuple[list[Call], dict[str, Any], list[VariableUpdate]]:
-    *writers_a, watcher_channel = on_a
-    channels = [*writers_a, *on_b]
-    first = await SessionContext("shared", channels[0]).initialize()
-    clients = [first] + [await SessionContext("shared", ch, token=first.token).initialize() for ch in channels[1:]]
-    for client in clients:
-        client.set_cache_config(ttl=0)  # every read asks a server
-    await first.register_variables([{"name": n, "type": "integer", "initial_value": 0} for n in NAMES])
-    watcher = await SessionContext("shared", watcher_channel, token=first.token).initialize()
-    watch = watcher.watch_variables(NAMES, include_initial=False)
-    await watch.started()
-    follower = Follower(watch)
-    recorder, stop = Recorder(), asyncio.Event()
-
-    def reconnected(channel: grpc.aio.Channel) -> Callable[[], Awaitable[None]]:
-        async def wait() -> None:  # its server is down: wait for the channel to be back, not for a while
-            await asyncio.wait_for(channel.channel_ready(), WAIT)
-
-        return wait
-
-    storms = [
-        asyncio.create_task(storm(recorder, i + 1, client, NAMES, stop, reconnected(channel)))
-        for i, (client, channel) in enumerate(zip(clients, channels, strict=True))
-    ]
-    for server in (b, a):
+def _kills(a: Incarnations, b: Incarnations) -> Callable[[Recorder], Awaitable[None]]:
+    async def kills(recorder: Recorder) -> None:
+        for server in (b, a):
+            await asyncio.wait_for(recorder.after_writes(WRITES_PER_LIFE).wait(), WAIT)
+            server.kill()  # mid-storm: calls in flight through it get no answer; the other server goes on
+            await server.start()
         await asyncio.wait_for(recorder.after_writes(WRITES_PER_LIFE).wait(), WAIT)
-        server.kill()  # mid-storm: calls in flight through it get no answer; the other server goes on
-        await server.start()
-    await asyncio.wait_for(recorder.after_writes(WRITES_PER_LIFE).wait(), WAIT)
-    stop.set()
-    await asyncio.wait_for(asyncio.gather(*storms), WAIT)
-    finals = await first.get_variables(NAMES)
-    written = {name for call in recorder.calls for name in call.writes}
 
-    def caught_up(seen: list[VariableUpdate]) -> bool:  # the final value of every variable written
-        return all(any(u.name == n and u.value == finals[n] for u in seen) for n in written)
-
-    await asyncio.wait_for(follower.until(caught_up), WAIT)
-    follower.stop()
-    for client in (*clients, watcher):
-        await client.close()
-    return recorder.calls, finals, follower.seen
+    return kills

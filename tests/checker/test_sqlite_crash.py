@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import grpc
 import pytest
-from history_checker import Call, check, check_watch
-from history_recorder import Recorder, as_updates, kept_history, storm
-from served_storm import FAST_RECONNECT, WAIT, Follower, Incarnations
+from history_checker import check, check_watch
+from history_recorder import Recorder, as_updates, kept_history
+from served_storm import FAST_RECONNECT, WAIT, Incarnations, storm_through
 
-from bridge import SessionContext, VariableUpdate, connect
+from bridge import connect
 from bridge.store import SQLiteStore
 
 NAMES = [f"x{i}" for i in range(6)]
@@ -37,7 +35,10 @@ async def test_no_acknowledged_write_is_lost_across_three_kills(tmp_path: Path) 
     address = await server.start()
     channels = [connect(address, **FAST_RECONNECT) for _ in range(CLIENTS + 1)]
     try:
-        calls, finals, seen = await asyncio.wait_for(_storm_through_restarts(server, channels), RUN_BOUND)
+        *writers, watcher = channels
+        calls, finals, seen = await asyncio.wait_for(
+            storm_through("crash", NAMES, writers, watcher, _kills(server)), RUN_BOUND
+        )
     finally:
         for channel in channels:
             await channel.close()
@@ -55,48 +56,12 @@ async def test_no_acknowledged_write_is_lost_across_three_kills(tmp_path: Path) 
     assert acknowledged >= (RESTARTS + 1) * WRITES_PER_LIFE and server.starts == RESTARTS + 1
 
 
-async def _storm_through_restarts(
-    server: Incarnations, channels: list[grpc.aio.Channel]
-) -> tuple[list[Call], dict[str, Any], list[VariableUpdate]]:
-    *writer_channels, watcher_channel = channels
-    first = await SessionContext("crash", writer_channels[0]).initialize()
-    clients = [first] + [
-        await SessionContext("crash", ch, token=first.token).initialize() for ch in writer_channels[1:]
-    ]
-    for client in clients:
-        client.set_cache_config(ttl=0)  # every read asks the server
-    await first.register_variables([{"name": n, "type": "integer", "initial_value": 0} for n in NAMES])
-    watcher = await SessionContext("crash", watcher_channel, token=first.token).initialize()
-    watch = watcher.watch_variables(NAMES, include_initial=False)
-    await watch.started()
-    follower = Follower(watch)
-    recorder, stop = Recorder(), asyncio.Event()
-
-    def reconnected(channel: grpc.aio.Channel) -> Callable[[], Awaitable[None]]:
-        async def wait() -> None:  # the server is down: wait for the channel to be back, not for a while
-            await asyncio.wait_for(channel.channel_ready(), WAIT)
-
-        return wait
-
-    storms = [
-        asyncio.create_task(storm(recorder, i + 1, client, NAMES, stop, reconnected(channel)))
-        for i, (client, channel) in enumerate(zip(clients, writer_channels, strict=True))
-    ]
-    for _ in range(RESTARTS):
+def _kills(server: Incarnations) -> Callable[[Recorder], Awaitable[None]]:
+    async def kills(recorder: Recorder) -> None:
+        for _ in range(RESTARTS):
+            await asyncio.wait_for(recorder.after_writes(WRITES_PER_LIFE).wait(), WAIT)
+            server.kill()  # mid-storm: calls in flight get no answer
+            await server.start()
         await asyncio.wait_for(recorder.after_writes(WRITES_PER_LIFE).wait(), WAIT)
-        server.kill()  # mid-storm: calls in flight get no answer
-        await server.start()
-    await asyncio.wait_for(recorder.after_writes(WRITES_PER_LIFE).wait(), WAIT)
-    stop.set()
-    await asyncio.wait_for(asyncio.gather(*storms), WAIT)
-    finals = await first.get_variables(NAMES)
-    written = {name for call in recorder.calls for name in call.writes}
 
-    def caught_up(seen: list[VariableUpdate]) -> bool:  # the final value of every variable written
-        return all(any(u.name == n and u.value == finals[n] for u in seen) for n in written)
-
-    await asyncio.wait_for(follower.until(caught_up), WAIT)
-    follower.stop()
-    for client in (*clients, watcher):
-        await client.close()
-    return recorder.calls, finals, follower.seen
+    return kills
