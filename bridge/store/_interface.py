@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
-from ..errors import BridgeError
+from ..errors import BridgeError, RevisionCompactedError
 from ..limits import DEFAULT_LIMITS, Limits
 from ._records import (
     EventLog,
@@ -67,6 +67,18 @@ class Transaction(ABC):
     @abstractmethod
     async def dependents(self, variable_id: str) -> list[str]:
         """Names of the session's variables that list this one as a dependency."""
+
+
+def check_kept(session_id: str, from_revision: int, oldest: int, revision: int) -> None:
+    """RevisionCompactedError when an event-log read asks for writes older than the log keeps (every store's)."""
+    if from_revision < oldest:
+        raise RevisionCompactedError(
+            f"session {session_id!r}: revision {from_revision} is no longer in the event log "
+            f"(it keeps revisions {oldest} to {revision}); take a fresh snapshot",
+            session=session_id,
+            revision=from_revision,
+            oldest_revision=oldest,
+        )
 
 
 #: Called with each committed write of a session, or with None once the session has ended, or (a store

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TypeVar
 
-from ..errors import RevisionCompactedError, SessionNotFoundError
+from ..errors import SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
-from ._interface import Listener, Store, Transaction
+from ._interface import Listener, Store, Transaction, check_kept
 from ._records import (
     RUNNING,
     Change,
@@ -367,14 +367,7 @@ class MemoryStore(Store):
         session = self._session(session_id)
         log = session.log
         oldest = log[0][0] if log else session.revision + 1
-        if from_revision < oldest:
-            raise RevisionCompactedError(
-                f"session {session_id!r}: revision {from_revision} is no longer in the event log "
-                f"(it keeps revisions {oldest} to {session.revision}); take a fresh snapshot",
-                session=session_id,
-                revision=from_revision,
-                oldest_revision=oldest,
-            )
+        check_kept(session_id, from_revision, oldest, session.revision)
         start = from_revision - oldest
         entries = [_entry(log[i]) for i in range(start, min(len(log), start + max(limit, 0)))]
         return EventLog(session.log_id, oldest, session.revision, entries)

@@ -37,11 +37,11 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio as aioredis
 
-from ..errors import RevisionCompactedError, SessionNotFoundError, StoreUnavailableError, ValidationError
+from ..errors import SessionNotFoundError, StoreUnavailableError, ValidationError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import _redis_scripts as scripts
 from ._codec import RUNS, SESSIONS, TRIALS
-from ._interface import Listener, Store, Transaction
+from ._interface import Listener, Store, Transaction, check_kept
 from ._read_counts import PendingReads
 from ._records import (
     RUNNING,
@@ -720,14 +720,7 @@ class RedisStore(Store):
         history_id, raw_revision, first, entries = found
         revision = _revision(raw_revision)
         oldest = int(first.split(b"-")[0]) if first else revision + 1
-        if from_revision < oldest:
-            raise RevisionCompactedError(
-                f"session {session_id!r}: revision {from_revision} is no longer in the event log "
-                f"(it keeps revisions {oldest} to {revision}); take a fresh snapshot",
-                session=session_id,
-                revision=from_revision,
-                oldest_revision=oldest,
-            )
+        check_kept(session_id, from_revision, oldest, revision)
         return EventLog(history_id.decode(), oldest, revision, [log_entry(i, f) for i, f in entries])
 
     def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import RevisionCompactedError, SessionNotFoundError
+from ..errors import SessionNotFoundError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import _sqlite_reads as reads
-from ._interface import Listener, Store, Transaction
+from ._interface import Listener, Store, Transaction, check_kept
 from ._read_counts import PendingReads
 from ._records import (
     Change,
@@ -333,25 +333,14 @@ class SQLiteStore(Store):
     async def event_log(self, session_id: str, from_revision: int, limit: int) -> EventLog:
         session = self._session(session_id)
         if limit <= 0 or from_revision > session.revision:  # no entries to read: what the log is, from memory
-            self._check_kept(session, from_revision, session.log_oldest, session.revision)
+            check_kept(session.record.session_id, from_revision, session.log_oldest, session.revision)
             return EventLog(session.log_id, session.log_oldest, session.revision, [])
         found = await self.read(reads.event_log, session_id, from_revision, limit)
         if found is None:
             raise SessionNotFoundError(f"session {session_id!r} not found", session=session_id)
         history_id, oldest, revision, entries = found
-        self._check_kept(session, from_revision, oldest, revision)
+        check_kept(session.record.session_id, from_revision, oldest, revision)
         return EventLog(history_id, oldest, revision, entries)
-
-    def _check_kept(self, session: _Session, from_revision: int, oldest: int, revision: int) -> None:
-        if from_revision < oldest:
-            session_id = session.record.session_id
-            raise RevisionCompactedError(
-                f"session {session_id!r}: revision {from_revision} is no longer in the event log "
-                f"(it keeps revisions {oldest} to {revision}); take a fresh snapshot",
-                session=session_id,
-                revision=from_revision,
-                oldest_revision=oldest,
-            )
 
     def listen(self, session_id: str, listener: Listener) -> Callable[[], None]:
         session = self._session(session_id)
