@@ -175,6 +175,11 @@ class _Local:
         return _revision(raw_revision)
 
     def put(self, record: VariableRecord, blob: bytes) -> None:
+        held = self.records.get(record.id)
+        if held is not None:
+            if held[1] is blob:  # a read that found the record held: nothing to do
+                return
+            self.drop(record)
         if len(blob) > MAX_CACHED_BLOB:
             return
         if len(self.records) >= MAX_CACHED_RECORDS or self.cached_bytes + len(blob) > MAX_CACHED_BYTES:
@@ -184,7 +189,9 @@ class _Local:
         self.cached_bytes += len(blob)
 
     def drop(self, record: VariableRecord) -> None:
-        self.records.pop(record.id, None)
+        held = self.records.pop(record.id, None)
+        if held is not None:
+            self.cached_bytes -= len(held[1])
         self.names.pop(record.name, None)
 
     def seen(self, revision: int, found: Iterable[tuple[VariableRecord, bytes]]) -> None:
@@ -303,29 +310,31 @@ class RedisStore(Store):
 
     async def _session_of(self, variable_id: str) -> _Local | None:
         """The session holding a variable ID (or named by a run over it), from the global index."""
-        sid = self._var_sessions.get(variable_id)
-        if sid is None:
-            raw = await self._command(self._client.hget(self._key("ids"), variable_id))
-            if raw is None:
-                return None
-            sid = raw.decode()
-            self._index(self._var_sessions, variable_id, sid)
-        return self._local(sid)
+        return await self._session_in(self._var_sessions, "ids", variable_id)
 
     async def _session_of_run(self, optimization_id: str) -> _Local | None:
-        sid = self._run_sessions.get(optimization_id)
+        return await self._session_in(self._run_sessions, "runs", optimization_id)
+
+    async def _session_in(self, known: dict[str, str], index: str, key: str) -> _Local | None:
+        """The session a global index (`PREFIX:ids`, `:runs`) names for `key`, remembered in `known`."""
+        sid = known.get(key)
         if sid is None:
-            raw = await self._command(self._client.hget(self._key("runs"), optimization_id))
+            raw = await self._command(self._client.hget(self._key(index), key))
             if raw is None:
                 return None
             sid = raw.decode()
-            self._index(self._run_sessions, optimization_id, sid)
+            self._index(known, key, sid)
         return self._local(sid)
 
     def _decode(self, local: _Local, blob: bytes) -> tuple[VariableRecord, bytes]:
         record = load_variable(blob)
         self._index(self._var_sessions, record.id, local.sid)
         return record, blob
+
+    def _held_or_decoded(self, local: _Local, ref: str, blob: bytes) -> tuple[VariableRecord, bytes]:
+        """The record of a version read by `ref`: the one this server holds when the stored bytes are the same."""
+        held = local.cached(ref)
+        return held if held is not None and held[1] == blob else self._decode(local, blob)
 
     @staticmethod
     def _index(index: dict[str, str], key: str, session_id: str) -> None:
@@ -466,9 +475,13 @@ class RedisStore(Store):
                 store="redis",
             ) from None
 
+    async def _state(self, local: _Local) -> tuple[bytes | None, bytes | None]:
+        """The session's revision and generation as Redis has them now (None, None: it is gone)."""
+        return await self._command(self._client.hmget(local.base + ":meta", "rev", "log_id"))
+
     async def _fresh_state(self, local: _Local) -> None:
-        """The session's revision and generation as Redis has them now; SessionNotFoundError if it is gone."""
-        raw_revision, generation = await self._command(self._client.hmget(local.base + ":meta", "rev", "log_id"))
+        """Takes the session's state from Redis; SessionNotFoundError if it is gone."""
+        raw_revision, generation = await self._state(local)
         revision = local.observe(raw_revision, generation)
         if generation is None:
             local.absent()
@@ -478,7 +491,7 @@ class RedisStore(Store):
     async def _moved_on(self, local: _Local, txn: RedisTransaction) -> bool:
         """Whether what the body saw may be out of date: it read this server's copy, and the session has
         moved on since (then the copy is dropped, and the body runs again)."""
-        raw_revision, generation = await self._command(self._client.hmget(local.base + ":meta", "rev", "log_id"))
+        raw_revision, generation = await self._state(local)
         if _revision(raw_revision) == txn.base and generation == txn.generation:
             return False
         local.reset()
@@ -575,8 +588,7 @@ class RedisStore(Store):
         revision = local.observe(raw_revision, generation)
         if blob is None:
             return revision, None
-        cached = local.cached(ref)
-        found = cached if cached is not None and cached[1] == blob else self._decode(local, blob)
+        found = self._held_or_decoded(local, ref, blob)
         local.seen(revision, (found,))
         return revision, found
 
@@ -607,11 +619,8 @@ class RedisStore(Store):
     async def get_variables(self, session_id: str, refs: list[str]) -> dict[str, VariableRecord]:
         local = self._local(session_id)
         revision, blobs = await self.read_variables(local, refs)
-        found = {}
-        for ref, blob in zip(refs, blobs, strict=True):
-            if blob is not None:
-                cached = local.cached(ref)
-                found[ref] = cached if cached is not None and cached[1] == blob else self._decode(local, blob)
+        pairs = zip(refs, blobs, strict=True)
+        found = {ref: self._held_or_decoded(local, ref, blob) for ref, blob in pairs if blob is not None}
         local.seen(revision, found.values())
         return {ref: record for ref, (record, _) in found.items()}
 
@@ -626,7 +635,7 @@ class RedisStore(Store):
         found = {}
         for name, blob in zip(names, blobs, strict=True):
             if blob is not None:
-                record = self._decode(local, blob)[0]
+                record = self._held_or_decoded(local, name, blob)[0]
                 if record.name == name:
                     found[name] = record
         return revision, found
