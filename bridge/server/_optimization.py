@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,6 +31,7 @@ from ..optimization._space import SEARCHABLE
 from ..store import FINISH_STATES, RUNNING, OptimizationRecord, Transaction, TrialRecord, VariableRecord
 from ._access import allowed
 from ._convert import timestamp
+from ._ids import new_id
 from ._servicer import VariableServicer
 from ._sessions import Ctx
 from ._values import decode_metadata
@@ -269,7 +269,7 @@ class OptimizationServicer(VariableServicer):
         run = await self._resumed(request, session_id, variables, now, lease_ttl)
         if run is None:
             run = OptimizationRecord(
-                id=f"opt_{secrets.token_hex(12)}",
+                id=new_id("opt_"),
                 session_id=owner,
                 optimizer_type=optimizer_type,
                 variable_ids=tuple(v.id for v in variables),

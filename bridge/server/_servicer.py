@@ -7,7 +7,6 @@ them into status codes, in one place, with the table shared by both ends.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -23,11 +22,12 @@ from ..errors import (
     VariableNotFoundError,
 )
 from ..limits import check_count, check_name, check_ref, is_id
-from ..store import Transaction, VariableRecord
+from ..store import Transaction, VariableRecord, created_record
 from ..types import TYPES, check_spec, infer_type
 from ._access import allowed, check_self_rules, grants_anything, needs_metadata, parse_rules, require
 from ._convert import fill_get_response, get_reply, variable_message
 from ._handlers import SplitRequest, error_detail
+from ._ids import new_id
 from ._sessions import Ctx, SessionServicer
 from ._values import NO_METADATA, coerce_wire, decode_metadata, decode_value
 
@@ -102,18 +102,11 @@ class VariableServicer(SessionServicer):
         record = await self._find(session_id, ref, permission)
         return record.session_id if record is not None else session_id
 
-    def _new_record(self, txn: Transaction, session_id: str, writer: str, **fields: Any) -> VariableRecord:
-        return VariableRecord(
-            id=f"var_{secrets.token_hex(12)}",
-            session_id=session_id,
-            version=1,
-            create_revision=txn.revision,
-            mod_revision=txn.revision,
-            created_at=txn.now,
-            updated_at=txn.now,
-            updated_by=writer,
-            **{"metadata": {}, "dependencies": (), "access_rules": (), "last_update_metadata": {}, **fields},
-        )
+    def _new_record(
+        self, txn: Transaction, session_id: str, writer: str, fields: dict[str, Any], *extra: Any
+    ) -> VariableRecord:
+        """A variable created in `txn`: `created_record` with a new ID; `extra` as its arguments after `fields`."""
+        return created_record(new_id("var_"), session_id, writer, txn.revision, txn.now, fields, *extra)
 
     async def _check_capacity(self, txn: Transaction) -> None:
         check_count(
@@ -194,9 +187,7 @@ class VariableServicer(SessionServicer):
                             f"{name}: dependency {dep!r} not found", variable=name, rule="dependencies"
                         )
                     dependencies.append(target.id)
-                record = self._new_record(
-                    txn, session_id, session_id, **{**fields, "dependencies": tuple(dict.fromkeys(dependencies))}
-                )
+                record = self._new_record(txn, session_id, session_id, fields, tuple(dict.fromkeys(dependencies)))
                 txn.put(record)
                 ids[name] = record.id
             await self._check_capacity(txn)
@@ -329,16 +320,9 @@ class VariableServicer(SessionServicer):
                 decode_value(request.value, name, self.limits, array_data), name
             )
             t, constraints = check_spec(type_name, {}, name)
-            created = self._new_record(
-                txn,
-                owner,
-                session_id,
-                name=name,
-                type=t.name,
-                constraints=constraints,
-                value=coerce_wire(t, request.value, constraints, name, self.limits, array_data),
-                last_update_metadata=metadata,
-            )
+            value = coerce_wire(t, request.value, constraints, name, self.limits, array_data)
+            fields = {"name": name, "type": t.name, "constraints": constraints, "value": value}
+            created = self._new_record(txn, owner, session_id, fields, (), metadata, metadata_bytes)
             txn.put(created)
             await self._check_capacity(txn)
             return created, True

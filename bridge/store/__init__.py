@@ -24,6 +24,7 @@ from ._records import (
     TrialRecord,
     VariableRecord,
     VariableStatsRecord,
+    created_record,
 )
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ __all__ = [
     "TrialRecord",
     "VariableRecord",
     "VariableStatsRecord",
+    "created_record",
     "open_store",
     "parse_store",
 ]

@@ -131,6 +131,50 @@ class VariableRecord(NamedTuple):
         )
 
 
+def created_record(
+    variable_id: str,
+    session_id: str,
+    writer: str,
+    revision: int,
+    now: float,
+    fields: dict[str, Any],
+    dependencies: tuple[str, ...] = (),
+    last_update_metadata: dict[str, Any] | None = None,
+    metadata_bytes: int = 0,
+    dependency_kinds: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (),
+    version: int = 1,
+) -> VariableRecord:
+    """A new variable's record, from what a registration validated (`fields`: name, type, value,
+    constraints, and optionally metadata and access_rules), created at `revision`.
+
+    Built with tuple.__new__, as `next_version`: an import or a batch registration makes
+    thousands, and the generated __new__ bound each one's 18 arguments in Python.
+    """
+    return _new_tuple(
+        VariableRecord,
+        (
+            variable_id,
+            session_id,
+            fields["name"],
+            fields["type"],
+            fields["value"],
+            fields["constraints"],
+            fields.get("metadata", {}),
+            dependencies,
+            fields.get("access_rules", ()),
+            version,
+            revision,
+            revision,
+            now,
+            now,
+            writer,
+            {} if last_update_metadata is None else last_update_metadata,
+            metadata_bytes,
+            dependency_kinds,
+        ),
+    )
+
+
 class VariableStatsRecord(NamedTuple):
     """Reads served, writes applied (which is the variable's version), and time spent optimizing it."""
 

@@ -397,4 +397,3 @@ class SQLiteStore(Store):
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._stop_threads)
         os.close(self._lock_fd)
-

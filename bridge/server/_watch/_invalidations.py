@@ -12,7 +12,6 @@ with UNAVAILABLE: it flushes its cache and reconnects, which costs it nothing it
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 import grpc
@@ -20,6 +19,7 @@ import grpc
 from ..._proto import bridge_pb2 as pb
 from ...errors import BridgeError, SessionNotFoundError
 from ...limits import Limits
+from .._ids import new_id
 from .._sessions import Ctx
 from ._encode import Published
 from ._hub import WatchHubs
@@ -42,7 +42,7 @@ class Tracker:
 
     def __init__(self, session_id: str, limits: Limits) -> None:
         self.observer = session_id
-        self.tracking_id = f"trk_{secrets.token_hex(12)}"
+        self.tracking_id = new_id("trk_")
         self.limit = limits.max_tracked_variables
         self.keys: dict[str, None] = {}  # names and IDs, least recently read first
         self.pending: dict[str, pb.Invalidation] = {}  # variable ID (or dropped ref) -> its latest invalidation
