@@ -121,17 +121,13 @@ def array_from_wire(msg: pb.NDArray, native: bool = True, data: bytes | memoryvi
     With `native`, an array sent from torch comes back as a (writable) torch tensor when
     torch is installed.
     """
-    dtype = _WIRE_NUMPY.get(msg.dtype)
-    if dtype is None:
-        raise VariableTypeError(f"unknown wire dtype {msg.dtype[:40]!r}", rule="dtype")
     shape = tuple(msg.shape)
-    if len(shape) > MAX_NDIM:
-        raise ValidationError(f"array has {len(shape)} dimensions; the limit is {MAX_NDIM}", rule="shape")
-    if any(d < 0 for d in shape):
-        raise ValidationError(f"array shape {shape} has a negative dimension", rule="shape")
+    layout = _LAYOUTS.get((msg.dtype, shape))
+    if layout is None:
+        layout = _layout(msg.dtype, shape)
+    dtype, expected = layout
     if data is None or len(data) == 0:
         data = msg.data  # each access copies the bytes out of the message
-    expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise ValidationError(
             f"array of shape {shape} and dtype {msg.dtype} needs {expected} bytes, got {len(data)}",
@@ -144,6 +140,25 @@ def array_from_wire(msg: pb.NDArray, native: bool = True, data: bytes | memoryvi
     if native and msg.framework == "torch":
         return _to_torch(view)
     return view
+
+
+#: (wire dtype, shape) -> (numpy dtype, byte count) of the valid layouts seen: arrays come in few of them.
+_LAYOUTS: dict[tuple[str, tuple[int, ...]], tuple[np.dtype[Any], int]] = {}
+
+
+def _layout(dtype_name: str, shape: tuple[int, ...]) -> tuple[np.dtype[Any], int]:
+    """Checks an array's dtype and shape; its numpy dtype and byte count, remembered (a bounded few)."""
+    dtype = _WIRE_NUMPY.get(dtype_name)
+    if dtype is None:
+        raise VariableTypeError(f"unknown wire dtype {dtype_name[:40]!r}", rule="dtype")
+    if len(shape) > MAX_NDIM:
+        raise ValidationError(f"array has {len(shape)} dimensions; the limit is {MAX_NDIM}", rule="shape")
+    if any(d < 0 for d in shape):
+        raise ValidationError(f"array shape {shape} has a negative dimension", rule="shape")
+    layout = (dtype, math.prod(shape) * dtype.itemsize)
+    if len(_LAYOUTS) < 1024:
+        _LAYOUTS[(dtype_name, shape)] = layout
+    return layout
 
 
 def _to_torch(arr: np.ndarray) -> Any:

@@ -57,8 +57,22 @@ class RedisProcess:
             raise RuntimeError("redis-server is not installed: run `python3 dev.py test`, which installs it")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--loglevel", "notice", *self.extra],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--loglevel",
+                "notice",
+                *self.extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -140,8 +154,15 @@ def redis_cluster_url() -> str:
                 nodes.append(node)
             _cluster.extend(nodes)
             subprocess.run(
-                ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes],
-                 "--cluster-replicas", "0", "--cluster-yes"],
+                [
+                    "redis-cli",
+                    "--cluster",
+                    "create",
+                    *[f"127.0.0.1:{n.port}" for n in nodes],
+                    "--cluster-replicas",
+                    "0",
+                    "--cluster-yes",
+                ],
                 check=True,
                 capture_output=True,
                 timeout=START_TIMEOUT,

@@ -122,7 +122,8 @@ class ExportReader:
             else [],
         }
         if self.include_dependencies:
-            var["dependencies"] = _dependencies(spec.dependencies, item.dependency_kinds)
+            names = spec.dependencies
+            var["dependencies"] = _dependencies(names, item.dependency_kinds) if names else []
         var["version"] = item.version
         if self.include_history:
             var["history"] = []

@@ -91,10 +91,26 @@ def _parsed(name: str, parse: Callable[[bytes], Any], data: bytes) -> Any:
         raise ValidationError(f"{name}: the request could not be decoded ({exc})", rule="decode") from None
 
 
-async def _parsed_stream(name: str, parse: Callable[[bytes], Any], stream: AsyncIterator[bytes]) -> AsyncIterator[Any]:
-    """A client stream's messages, each parsed as it arrives (a bad one fails the call where it is read)."""
-    async for data in stream:
-        yield _parsed(name, parse, data)
+class ParsedStream:
+    """A client stream's messages, each parsed as it arrives (a bad one fails the call where it is read).
+
+    `received` counts the bytes of the messages read so far, as they came: a limit on a stream's
+    size needs no `ByteSize()`, which walks each parsed message again.
+    """
+
+    def __init__(self, name: str, parse: Callable[[bytes], Any], stream: AsyncIterator[bytes]) -> None:
+        self._name = name
+        self._parse = parse
+        self._stream = aiter(stream)
+        self.received = 0
+
+    def __aiter__(self) -> ParsedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        data = await anext(self._stream)  # StopAsyncIteration ends this stream too
+        self.received += len(data)
+        return _parsed(self._name, self._parse, data)
 
 
 def _guarded(
@@ -109,7 +125,7 @@ def _guarded(
 
     async def rpc(data: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            request = _parsed_stream(name, parse, data) if client_streaming else _parsed(name, parse, data)
+            request = ParsedStream(name, parse, data) if client_streaming else _parsed(name, parse, data)
             return await method(request, context)
         except grpc.aio.AbortError:  # the method ended the call itself (a watch stream, at shutdown)
             raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from .._proto import bridge_pb2 as pb
@@ -34,7 +34,7 @@ from ..store import OptimizationRecord, SessionSnapshot, StoredValue, Transactio
 from ..types import TYPES
 from ..types._patterns import compile_pattern
 from ._dependencies import DEPENDENCY_TYPES, _edge_metadata
-from ._handlers import MAX_ERROR_MESSAGE
+from ._handlers import MAX_ERROR_MESSAGE, ParsedStream
 from ._optimization import OptimizationServicer
 from ._sessions import Ctx
 from ._values import array_head, coerce_wire, decode_metadata
@@ -117,6 +117,10 @@ class _Entry:
         #: Dependency name -> (type, metadata items) for its typed edges.
         self.kinds = kinds
         self.error = error
+
+
+#: The typed edges of an entry without dependencies (only ever read).
+_NO_KINDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
 
 
 class _Template(NamedTuple):
@@ -255,9 +259,7 @@ class InterchangeServicer(OptimizationServicer):
 
     # ------------------------------------------------------------ import
 
-    async def ImportVariables(
-        self, requests: AsyncIterator[pb.ImportVariablesRequest], context: Ctx
-    ) -> pb.ImportVariablesResponse:
+    async def ImportVariables(self, requests: ParsedStream, context: Ctx) -> pb.ImportVariablesResponse:
         first = await anext(requests, None)
         if first is None:
             raise ValidationError("an import stream needs at least its first message (the options)", rule="import")
@@ -294,22 +296,19 @@ class InterchangeServicer(OptimizationServicer):
         )
         return response
 
-    async def _read_import(
-        self, first: pb.ImportVariablesRequest, requests: AsyncIterator[pb.ImportVariablesRequest]
-    ) -> list[_Entry]:
+    async def _read_import(self, first: pb.ImportVariablesRequest, requests: ParsedStream) -> list[_Entry]:
         """Every variable of the stream, validated message by message as they arrive (the client encodes the
         next one meanwhile), within the limits, each name once, each version after its variable."""
         limits = self.limits
         options = first.options
         entries: dict[str, _Entry] = {}
         templates: dict[tuple[str, str, tuple[int, ...], str], _Template | None] = {}
-        received, version_count = 0, 0
+        version_count = 0
         request: pb.ImportVariablesRequest | None = first
         while request is not None:
             if request is not first and request.HasField("options"):
                 raise ValidationError("only the first message of an import carries options", rule="import")
-            received += request.ByteSize()
-            if received > limits.max_import_bytes:
+            if requests.received > limits.max_import_bytes:
                 raise LimitExceededError(
                     f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
                 )
@@ -347,7 +346,7 @@ class InterchangeServicer(OptimizationServicer):
             if item.version < 0:
                 raise ValidationError(f"{fields['name']}: version must be positive, got {item.version}", rule="version")
             kinds = item.dependency_kinds
-            return _Entry(fields["name"], item, fields, _dependency_kinds(fields, kinds) if kinds else {}, None)
+            return _Entry(fields["name"], item, fields, _dependency_kinds(fields, kinds) if kinds else _NO_KINDS, None)
         except BridgeError as exc:
             return _Entry(spec.name, item, None, {}, exc)
 
@@ -388,15 +387,10 @@ class InterchangeServicer(OptimizationServicer):
             name = check_name(spec.name, limits=self.limits)
         except BridgeError:
             return self._entry(item)  # which fails it, as a registration would
-        fields = template.fields
-        fields = {
-            **fields,
-            "name": name,
-            "constraints": dict(fields["constraints"]),
-            "value": StoredValue(template.head, data),
-            "dependencies": [],
-        }
-        return _Entry(name, item, fields, {}, None)
+        # the template's constraints (none, or those of its type) and empty dependencies are shared: records never
+        # change theirs, as every version of a variable shares its constraints
+        fields = {**template.fields, "name": name, "value": StoredValue(template.head, data)}
+        return _Entry(name, item, fields, _NO_KINDS, None)
 
     def _add_version(self, entry: _Entry, v: pb.ExportedVersion) -> None:
         """Validates an earlier version as a write of its variable, and keeps it (within the retention);
@@ -509,20 +503,8 @@ class InterchangeServicer(OptimizationServicer):
         check_count(
             held[0] + 1, self.limits.max_variables_per_session, "variables in this session", "max_variables_per_session"
         )
-        record = self._new_record(
-            txn,
-            session_id,
-            session_id,
-            **{
-                **fields,
-                "dependencies": tuple(dict.fromkeys(dependencies)),
-                "dependency_kinds": tuple(kinds),
-                "last_update_metadata": written[0],
-                "metadata_bytes": written[1],
-            },
-        )
-        if record.version != entry.version:  # `_new_record` makes version 1: remade only for another
-            record = record._replace(version=entry.version)
+        edges = tuple(dict.fromkeys(dependencies))
+        record = self._new_record(txn, session_id, session_id, fields, edges, *written, tuple(kinds), entry.version)
         history = [
             record._replace(
                 version=v, value=stored, updated_at=at, updated_by=writer, last_update_metadata=md, metadata_bytes=mb
