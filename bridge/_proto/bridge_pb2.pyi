@@ -919,17 +919,37 @@ class ImportOptions(_message.Message):
     version_count: int
     def __init__(self, merge_strategy: _Optional[str] = ..., atomic: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., variable_count: _Optional[int] = ..., version_count: _Optional[int] = ...) -> None: ...
 
+class ExportedArrays(_message.Message):
+    __slots__ = ("type", "dtype", "shape", "framework", "names", "versions", "data")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    framework: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, type: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., framework: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., versions: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class ImportVariablesRequest(_message.Message):
-    __slots__ = ("session_token", "options", "variables", "versions")
+    __slots__ = ("session_token", "options", "variables", "versions", "arrays")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ARRAYS_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     options: ImportOptions
     variables: _containers.RepeatedCompositeFieldContainer[ExportedVariable]
     versions: _containers.RepeatedCompositeFieldContainer[ExportedVersion]
-    def __init__(self, session_token: _Optional[str] = ..., options: _Optional[_Union[ImportOptions, _Mapping]] = ..., variables: _Optional[_Iterable[_Union[ExportedVariable, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[ExportedVersion, _Mapping]]] = ...) -> None: ...
+    arrays: _containers.RepeatedCompositeFieldContainer[ExportedArrays]
+    def __init__(self, session_token: _Optional[str] = ..., options: _Optional[_Union[ImportOptions, _Mapping]] = ..., variables: _Optional[_Iterable[_Union[ExportedVariable, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[ExportedVersion, _Mapping]]] = ..., arrays: _Optional[_Iterable[_Union[ExportedArrays, _Mapping]]] = ...) -> None: ...
 
 class ImportResult(_message.Message):
     __slots__ = ("name", "outcome", "reason", "version")

@@ -7,6 +7,7 @@ to the microsecond, which is exactly what the host keeps of them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -252,7 +253,13 @@ def import_requests(
 
 _Parts = list[bytes | memoryview]
 _REQUEST = pb.ImportVariablesRequest.DESCRIPTOR.fields_by_name
-_VARIABLES, _VERSIONS = _REQUEST["variables"].number, _REQUEST["versions"].number
+_VARIABLES, _VERSIONS, _ARRAYS = (_REQUEST[f].number for f in ("variables", "versions", "arrays"))
+_ARRAYS_DATA = pb.ExportedArrays.DESCRIPTOR.fields_by_name["data"].number
+#: Plain arrays of one layout in a row, at least this many, travel as ExportedArrays batches (fewer: as
+#: variables, so that a mixed import is not cut into many messages: a message's batches follow its variables).
+MIN_ARRAY_RUN = 16
+#: A plain array's layout: (type, dtype, shape, framework).
+_Layout = tuple[str, str, tuple[int, ...], str]
 _SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
 _VERSION_TAG = varint(pb.ExportedVariable.DESCRIPTOR.fields_by_name["version"].number << 3)  # a varint field
 _SPEC_VALUE = pb.VariableSpec.DESCRIPTOR.fields_by_name["initial_value"].number
@@ -262,25 +269,84 @@ _ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
 
 
 def _chunks(variables: list[dict[str, Any]]) -> Iterator[bytes]:
-    parts: _Parts = []
-    size = 0
-    for var in variables:
-        name = var["name"]
-        try:
-            item, length = _variable(var)
-            parts += (prefix(_VARIABLES, length), *item)
-            size += length
-            for old in var.get("history", ()):
-                item, length = _version(name, old)
-                parts += (prefix(_VERSIONS, length), *item)
-                size += length
-        except BridgeError as exc:
-            raise type(exc)(f"{name}: {exc.message}", **{**exc.details, "variable": name}) from None
-        if size >= CHUNK_BYTES:
-            yield b"".join(parts)
-            parts, size = [], 0
-    if parts:
-        yield b"".join(parts)
+    """The import messages after the first: runs of at least MIN_ARRAY_RUN plain arrays of one layout as
+    ExportedArrays batches, the other variables as ExportedVariable items, in the document's order."""
+    message = _Message()
+    for layout, run in itertools.groupby(map(_plain_array, variables), key=lambda plain: plain[1]):
+        plain = list(run)
+        for var, _, payload in plain:
+            name = var["name"]
+            try:
+                if layout is None or len(plain) < MIN_ARRAY_RUN:
+                    if message.batches:  # a message's batches follow its variables: this one starts the next
+                        yield message.take()
+                    message.add(_VARIABLES, *_variable(var))
+                else:
+                    message.add_array(layout, name, var.get("version", 1), payload)
+                for old in var.get("history", ()):
+                    message.add(_VERSIONS, *_version(name, old))
+            except BridgeError as exc:
+                raise type(exc)(f"{name}: {exc.message}", **{**exc.details, "variable": name}) from None
+            if message.size >= CHUNK_BYTES:
+                yield message.take()
+    if message.size:
+        yield message.take()
+
+
+def _plain_array(var: dict[str, Any]) -> tuple[dict[str, Any], _Layout | None, bytes | memoryview]:
+    """The variable with its layout and array bytes if it can travel in an ExportedArrays batch (an array
+    and nothing but its name, type and version), else with None."""
+    value = var["value"]
+    if var.get("constraints") or var.get("metadata") or var.get("access_rules") or var.get("dependencies"):
+        return var, None, b""
+    if isinstance(value, np.ndarray):
+        framework = ""
+    elif is_torch_tensor(value):
+        value, framework = torch_to_numpy(value), "torch"
+    else:
+        return var, None, b""
+    try:
+        dtype, payload = array_bytes(value)
+    except BridgeError:  # a dtype the wire cannot carry: the variable path names it in the error
+        return var, None, b""
+    return var, (var["type"], dtype, value.shape, framework), payload
+
+
+class _Message:
+    """One import message being framed: its variables' and versions' serialized items, then its batches."""
+
+    def __init__(self) -> None:
+        self.parts: _Parts = []
+        self.size = 0
+        #: (layout, names, versions, array bytes) of each batch, in order; the last one may grow.
+        self.batches: list[tuple[_Layout, list[str], list[int], _Parts]] = []
+
+    def add(self, field_number: int, item: _Parts, length: int) -> None:
+        self.parts += (prefix(field_number, length), *item)
+        self.size += length
+
+    def add_array(self, layout: _Layout, name: str, version: int, payload: bytes | memoryview) -> None:
+        if not self.batches or self.batches[-1][0] != layout:
+            self.batches.append((layout, [], [], []))
+        _, names, versions, payloads = self.batches[-1]
+        names.append(name)
+        versions.append(version)
+        payloads.append(payload)
+        self.size += len(payload) + len(name) + 2
+
+    def take(self) -> bytes:
+        """The message, serialized; this one starts empty again."""
+        parts = self.parts
+        for (type_, dtype, shape, framework), names, versions, payloads in self.batches:
+            head = pb.ExportedArrays(
+                type=type_, dtype=dtype, shape=shape, framework=framework, names=names, versions=versions
+            ).SerializeToString()
+            data = sum(len(p) for p in payloads)
+            data_prefix = prefix(_ARRAYS_DATA, data)
+            parts += (prefix(_ARRAYS, len(head) + len(data_prefix) + data), head, data_prefix, *payloads)
+        message = b"".join(parts)
+        self.parts, self.size, self.batches = [], 0, []
+        return message
 
 
 def _value(value: Any) -> tuple[_Parts, int]:

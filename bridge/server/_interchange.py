@@ -3,15 +3,16 @@
 An export is one `Store.export_snapshot` (one state, one revision), streamed in chunks of
 serialized items, so a session larger than one message leaves as a stream and writes made
 meanwhile never show in it. An import validates each message's variables as it arrives (as a
-registration would, a batch of plain arrays by the first of each kind: `_batched_entry`; the
-client encodes the next message meanwhile), within bounds, then applies
-them in one transaction, where existing variables are written as writes are; a failure of any
+registration would; plain arrays, sent as variables or as ExportedArrays batches, by the first
+of each layout: `_plain_array_entry`; the client encodes the next message meanwhile), within
+bounds, then applies them in one transaction, where existing variables are written as writes are; a failure of any
 (atomic) or a dry run aborts that transaction, so what is answered is what was, or would have
 been, done.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 from collections import deque
@@ -97,26 +98,35 @@ class _Chunks:
 class _Entry:
     """One variable of an import, validated on its own as it arrives (before the session is looked at)."""
 
-    __slots__ = ("error", "fields", "history", "item", "kinds", "name", "version")
+    __slots__ = ("error", "fields", "history", "kinds", "name", "value", "version")
 
     def __init__(
         self,
         name: str,
-        item: pb.ExportedVariable,
+        version: int,
+        value: pb.Value | None,
         fields: dict[str, Any] | None,
         kinds: dict[str, tuple[str, tuple[tuple[str, str], ...]]],
         error: BridgeError | None,
     ) -> None:
         self.name = name
-        self.item = item
+        self.version = version or 1
+        #: The value as sent, or None when it was stored unchanged (`wire_value` rebuilds it then).
+        self.value = value
         #: What a registration would store (`_prepare_spec`), or None when `error` is set.
         self.fields = fields
-        self.version: int = item.version or 1
         #: Earlier versions, oldest first: (version, stored value, updated_at, updated_by, metadata, its bytes).
         self.history: deque[tuple[Any, ...]] = deque()
         #: Dependency name -> (type, metadata items) for its typed edges.
         self.kinds = kinds
         self.error = error
+
+    def wire_value(self) -> pb.Value:
+        """The imported value as a write of an existing variable takes it."""
+        if self.value is not None:
+            return self.value
+        assert self.fields is not None
+        return self.fields["value"].to_pb()
 
 
 #: The typed edges of an entry without dependencies (only ever read).
@@ -132,15 +142,28 @@ class _Template(NamedTuple):
     nbytes: int
 
 
-def _template(entry: _Entry, msg: pb.NDArray) -> _Template | None:
-    """The template `entry` makes for the plain arrays like it, or None when it makes none."""
+#: A plain array's layout: (type, dtype, shape, framework).
+_Layout = tuple[str, str, tuple[int, ...], str]
+#: Not yet in an import's templates (None there means: this layout makes none).
+_UNSEEN = _Template({}, b"", -1)
+
+
+def _template(entry: _Entry, layout: _Layout, data: bytes) -> _Template | None:
+    """The template `entry` (of that layout and array bytes) makes for the plain arrays like it, or None."""
     fields = entry.fields
     if fields is None or not TYPES[fields["type"]].coerces_arrays_by_shape(fields["constraints"]):
         return None
-    stored, data = fields["value"], msg.data
-    if stored.head != array_head(msg.dtype, tuple(msg.shape), msg.framework) or stored.data != data:
+    stored = fields["value"]
+    if stored.head != array_head(*layout[1:]) or stored.data != data:
         return None  # coerced into another array
     return _Template(fields, stored.head, len(data))
+
+
+def _array_variable(batch: pb.ExportedArrays, name: str, version: int, data: bytes) -> pb.ExportedVariable:
+    """The ExportedVariable one variable of an ExportedArrays batch stands for."""
+    array = pb.NDArray(dtype=batch.dtype, shape=batch.shape, framework=batch.framework, data=data)
+    spec = pb.VariableSpec(name=name, type=batch.type, initial_value=pb.Value(array_value=array))
+    return pb.ExportedVariable(spec=spec, version=version)
 
 
 class _Outcome(NamedTuple):
@@ -302,7 +325,7 @@ class InterchangeServicer(OptimizationServicer):
         limits = self.limits
         options = first.options
         entries: dict[str, _Entry] = {}
-        templates: dict[tuple[str, str, tuple[int, ...], str], _Template | None] = {}
+        templates: dict[_Layout, _Template | None] = {}
         version_count = 0
         request: pb.ImportVariablesRequest | None = first
         while request is not None:
@@ -312,8 +335,10 @@ class InterchangeServicer(OptimizationServicer):
                 raise LimitExceededError(
                     f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
                 )
-            for item in request.variables:
-                entry = self._batched_entry(item, templates)
+            arrived = [self._batched_entry(item, templates) for item in request.variables]
+            for batch in request.arrays:
+                arrived += self._array_entries(batch, templates)
+            for entry in arrived:
                 if entry.name in entries:
                     raise ValidationError(f"variable {entry.name[:128]!r} appears twice in the import", rule="import")
                 entries[entry.name] = entry
@@ -346,13 +371,12 @@ class InterchangeServicer(OptimizationServicer):
             if item.version < 0:
                 raise ValidationError(f"{fields['name']}: version must be positive, got {item.version}", rule="version")
             kinds = item.dependency_kinds
-            return _Entry(fields["name"], item, fields, _dependency_kinds(fields, kinds) if kinds else _NO_KINDS, None)
+            edges = _dependency_kinds(fields, kinds) if kinds else _NO_KINDS
+            return _Entry(fields["name"], item.version, spec.initial_value, fields, edges, None)
         except BridgeError as exc:
-            return _Entry(spec.name, item, None, {}, exc)
+            return _Entry(spec.name, item.version, None, None, _NO_KINDS, exc)
 
-    def _batched_entry(
-        self, item: pb.ExportedVariable, templates: dict[tuple[str, str, tuple[int, ...], str], _Template | None]
-    ) -> _Entry:
+    def _batched_entry(self, item: pb.ExportedVariable, templates: dict[_Layout, _Template | None]) -> _Entry:
         """`_entry(item)`, for a batch of plain arrays without validating each one from scratch.
 
         A plain array variable (a name, a type and an array in its message; no constraints, metadata,
@@ -374,23 +398,55 @@ class InterchangeServicer(OptimizationServicer):
         ):
             return self._entry(item)
         msg = value.array_value
-        key = (spec.type, msg.dtype, tuple(msg.shape), msg.framework)
-        if key not in templates:
-            entry = self._entry(item)
+        layout = (spec.type, msg.dtype, tuple(msg.shape), msg.framework)
+        return self._plain_array_entry(layout, spec.name, item.version, msg.data, lambda: item, templates)
+
+    def _array_entries(self, batch: pb.ExportedArrays, templates: dict[_Layout, _Template | None]) -> list[_Entry]:
+        """The variables of an ExportedArrays batch, each validated as the ExportedVariable it stands for
+        (built for `_entry` only where `_plain_array_entry` needs one)."""
+        names, versions, data = batch.names, batch.versions, batch.data
+        count = len(names)
+        if not count or len(versions) != count or len(data) % count:
+            raise ValidationError(
+                "an array batch needs at least one name, one version per name and its data in that many equal "
+                f"parts; got {count} names, {len(versions)} versions and {len(data)} bytes",
+                rule="import",
+            )
+        size = len(data) // count
+        layout = (batch.type, batch.dtype, tuple(batch.shape), batch.framework)
+        entries = []
+        for i, (name, version) in enumerate(zip(names, versions, strict=True)):
+            part = data[i * size : (i + 1) * size]
+            item = functools.partial(_array_variable, batch, name, version, part)
+            entries.append(self._plain_array_entry(layout, name, version, part, item, templates))
+        return entries
+
+    def _plain_array_entry(
+        self,
+        layout: _Layout,
+        name: str,
+        version: int,
+        data: bytes,
+        item: Callable[[], pb.ExportedVariable],
+        templates: dict[_Layout, _Template | None],
+    ) -> _Entry:
+        """A plain array variable (`item()`, made only if needed), validated by the template of its layout."""
+        template = templates.get(layout, _UNSEEN)
+        if template is _UNSEEN:
+            entry = self._entry(item())
             if entry.error is None:  # a failed one may have failed by its name: the next one can stand
-                templates[key] = _template(entry, msg)
+                templates[layout] = _template(entry, layout, data)
             return entry
-        template, data = templates[key], msg.data
-        if template is None or len(data) != template.nbytes or item.version < 0:
-            return self._entry(item)
+        if template is None or len(data) != template.nbytes or version < 0:
+            return self._entry(item())
         try:
-            name = check_name(spec.name, limits=self.limits)
+            name = check_name(name, limits=self.limits)
         except BridgeError:
-            return self._entry(item)  # which fails it, as a registration would
+            return self._entry(item())  # which fails it, as a registration would
         # the template's constraints (none, or those of its type) and empty dependencies are shared: records never
         # change theirs, as every version of a variable shares its constraints
         fields = {**template.fields, "name": name, "value": StoredValue(template.head, data)}
-        return _Entry(name, item, fields, _NO_KINDS, None)
+        return _Entry(name, version, None, fields, _NO_KINDS, None)
 
     def _add_version(self, entry: _Entry, v: pb.ExportedVersion) -> None:
         """Validates an earlier version as a write of its variable, and keeps it (within the retention);
@@ -534,7 +590,7 @@ class InterchangeServicer(OptimizationServicer):
                 variable=entry.name,
                 rule="import_type",
             )
-        value = entry.item.spec.initial_value
+        value = entry.wire_value()
         outcome = "replaced"
         if strategy == "merge":
             if existing.constraints != fields["constraints"]:

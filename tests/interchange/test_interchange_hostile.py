@@ -25,6 +25,18 @@ def item(name: str, value: object = 1.0, type_: str = "float", version: int = 0)
     return pb.ExportedVariable(spec=spec, version=version)
 
 
+def arrays(*names: str, versions: list[int] | None = None, data: bytes | None = None) -> pb.ExportedArrays:
+    """An ExportedArrays batch of 2-d float32 embeddings (zeros unless `data` is given)."""
+    return pb.ExportedArrays(
+        type="embedding",
+        dtype="float32",
+        shape=[2],
+        names=names,
+        versions=[1] * len(names) if versions is None else versions,
+        data=b"\0" * 8 * len(names) if data is None else data,
+    )
+
+
 def first(variables: int, versions: int = 0, **options: object) -> pb.ImportVariablesRequest:
     return pb.ImportVariablesRequest(
         options=pb.ImportOptions(
@@ -66,8 +78,16 @@ async def unchanged(session: SessionContext) -> None:
             "a version of 'b' before or without that variable",
         ),
         ([first(0, merge_strategy="clobber")], "merge_strategy must be one of replace, keep, merge; got 'clobber'"),
+        ([first(0), pb.ImportVariablesRequest(arrays=[arrays()])], "got 0 names, 0 versions and 0 bytes"),
+        ([first(2), pb.ImportVariablesRequest(arrays=[arrays("a", "b", versions=[1])])], "got 2 names, 1 versions"),
+        ([first(2), pb.ImportVariablesRequest(arrays=[arrays("a", "b", data=b"\0" * 17)])], "and 17 bytes"),
+        ([first(2), pb.ImportVariablesRequest(variables=[item("a")], arrays=[arrays("a")])], "'a' appears twice"),
+        ([first(1), pb.ImportVariablesRequest(arrays=[arrays("a", "b")])], "announced 1 variables and 0 versions"),
     ],
-    ids=["empty", "cut-short", "options-twice", "duplicate", "stray-versions", "bad-strategy"],
+    ids=[
+        *("empty", "cut-short", "options-twice", "duplicate", "stray-versions", "bad-strategy"),
+        *("batch-empty", "batch-versions", "batch-bytes", "batch-duplicate", "batch-count"),
+    ],
 )
 async def test_malformed_streams_are_refused_and_change_nothing(
     target: SessionContext, requests: list[pb.ImportVariablesRequest], match: str

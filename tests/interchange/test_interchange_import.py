@@ -8,10 +8,13 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+import torch
 from interchange_support import FORMATS, document_of, fresh, same
 
 from bridge import SessionContext
+from bridge._proto import bridge_pb2 as pb
 from bridge.interchange import encode
+from bridge.interchange._wire import MIN_ARRAY_RUN, import_requests
 
 
 async def _revision(session: SessionContext) -> int:
@@ -429,3 +432,54 @@ async def test_an_export_with_history_keeps_evaluation_entries(session) -> None:
         (2, "evaluation"),
         (2, "trial"),
     ]
+
+
+def _mixed_arrays() -> dict[str, Any]:
+    """Runs of plain arrays long enough to travel as ExportedArrays batches, among variables that do not."""
+    vectors = [np.arange(i, i + 8, dtype=np.float32) for i in range(60)]
+    old = {"updated_at": "2026-11-30T00:00:00+00:00", "updated_by": "someone", "metadata": {}}
+    variables: list[dict[str, Any]] = [
+        {"name": f"a{i:02d}", "type": "embedding", "value": vectors[i]} for i in range(20)
+    ]
+    variables[5] |= {"version": 3, "history": [{**old, "version": v, "value": vectors[v]} for v in (1, 2)]}
+    variables.append({"name": "between", "type": "float", "value": 0.5})
+    variables += [{"name": f"b{i}", "type": "embedding", "value": vectors[20 + i]} for i in range(3)]  # a short run
+    variables += [{"name": f"t{i:02d}", "type": "tensor", "value": torch.full((2, 3), float(i))} for i in range(18)]
+    variables += [{"name": f"c{i:02d}", "type": "embedding", "value": vectors[30 + i]} for i in range(17)]
+    variables[-9]["name"] = "9 bad"
+    return _doc(*variables)
+
+
+async def test_runs_of_plain_arrays_travel_batched_and_import_as_each_one_would(channel: grpc.aio.Channel) -> None:
+    doc = _mixed_arrays()
+    _, messages = import_requests(doc, "replace", True, False)
+    sent = [pb.ImportVariablesRequest.FromString(m) for m in messages]
+    order = [n for m in sent for n in [*(v.spec.name for v in m.variables), *(n for b in m.arrays for n in b.names)]]
+    assert order == [v["name"] for v in doc["variables"]]  # a message's batches follow its variables
+    batched = [len(b.names) for m in sent for b in m.arrays]
+    assert sum(batched) == 20 + 18 + 17 and min(batched) >= 1 and MIN_ARRAY_RUN > 3
+
+    session = await fresh(channel)
+    summary = await session.import_variables(encode(doc, "parquet"), format="parquet", atomic=False)
+    assert [d["name"] for d in summary["details"]] == [v["name"] for v in doc["variables"]]
+    failed = [d for d in summary["details"] if d["outcome"] != "created"]
+    assert [(d["name"], d["outcome"]) for d in failed] == [("9 bad", "failed")]
+    assert "is invalid: use letters" in failed[0]["reason"]
+    for var in doc["variables"]:
+        if var["name"] != "9 bad":
+            assert same(await session.get_variable(var["name"]), var["value"]), var["name"]
+    kept = await session.get_variable_history("a05")
+    assert [(h["version"], h["value"].tolist()) for h in kept] == [
+        (3, list(range(5, 13))),
+        (2, list(range(2, 10))),
+        (1, list(range(1, 9))),
+    ]
+
+    again = _mixed_arrays()
+    for var in again["variables"]:
+        if var["type"] == "embedding":
+            var["value"] = var["value"] * 2
+    replaced = await session.import_variables(encode(again, "parquet"), format="parquet", atomic=False)
+    assert {d["outcome"] for d in replaced["details"] if d["name"].startswith(("a", "c"))} == {"replaced"}
+    assert same(await session.get_variable("a05"), doc["variables"][5]["value"] * 2)
+    assert (await session.get_variable_history("a05"))[0]["version"] == 4

@@ -144,3 +144,44 @@ async def test_a_batch_of_arrays_is_validated_as_each_one_is_on_its_own() -> Non
     assert sum(len(seen) == 3 for seen in alone) == 13  # the refused ones, each with its own reason
     assert {"e1", "e2", "e3", "e4", "z1", "t1", "t2", "g1"}.isdisjoint(validated)  # stood for by e0, z0, t0, g0
     assert len(validated) == len(_BATCH) - 8
+
+
+def _as_batches(raws: list[bytes]) -> list[pb.ExportedArrays]:
+    """The plain array variables among `raws` as ExportedArrays batches, one per run of one layout and byte count."""
+    batches: list[pb.ExportedArrays] = []
+    for raw in raws:
+        item = pb.ExportedVariable.FromString(raw)
+        spec, array = item.spec, item.spec.initial_value.array_value
+        layout = (spec.type, array.dtype, list(array.shape), array.framework, len(array.data))
+        last = batches[-1] if batches else None
+        if last is None or (*_layout(last), len(last.data) // len(last.names)) != layout:
+            last = pb.ExportedArrays(type=spec.type, dtype=array.dtype, shape=array.shape, framework=array.framework)
+            batches.append(last)
+        last.names.append(spec.name)
+        last.versions.append(item.version)
+        last.data += array.data
+    return batches
+
+
+def _layout(batch: pb.ExportedArrays) -> tuple[object, ...]:
+    return batch.type, batch.dtype, list(batch.shape), batch.framework
+
+
+def _batchable(raw: bytes) -> bool:
+    item = pb.ExportedVariable.FromString(raw)
+    spec = item.spec
+    plain = not (spec.HasField("constraints") or spec.HasField("metadata") or spec.dependencies or spec.access_rules)
+    return plain and spec.initial_value.HasField("array_value")
+
+
+async def test_a_batch_sent_as_exported_arrays_is_validated_as_each_one_is_on_its_own() -> None:
+    """The same variables as `_BATCH`'s plain arrays, in ExportedArrays form (a batch per run of a layout; the
+    short and long ones are batches of their own): the same entries, refusals and all."""
+    servicer = BridgeServicer(MemoryStore())
+    raws = [raw for raw in _BATCH if _batchable(raw)]
+    alone = [_seen(servicer._entry(pb.ExportedVariable.FromString(raw))) for raw in raws]
+    templates: dict[Any, Any] = {}
+    batched = [_seen(entry) for batch in _as_batches(raws) for entry in servicer._array_entries(batch, templates)]
+    assert batched == alone
+    assert len(raws) == len(_BATCH) - 6  # the ruled, unit, tagged, linked and float ones go as variables
+    assert sum(len(seen) == 3 for seen in alone) == 13  # every refusal of _BATCH, each with its own reason
