@@ -122,10 +122,7 @@ def array_from_wire(msg: pb.NDArray, native: bool = True, data: bytes | memoryvi
     torch is installed.
     """
     shape = tuple(msg.shape)
-    layout = _LAYOUTS.get((msg.dtype, shape))
-    if layout is None:
-        layout = _layout(msg.dtype, shape)
-    dtype, expected = layout
+    dtype, expected = array_layout(msg.dtype, shape)
     if data is None or len(data) == 0:
         data = msg.data  # each access copies the bytes out of the message
     if len(data) != expected:
@@ -137,17 +134,18 @@ def array_from_wire(msg: pb.NDArray, native: bool = True, data: bytes | memoryvi
         view = np.frombuffer(data, dtype=dtype).reshape(shape)
     except ValueError as exc:  # e.g. an empty array whose other dimensions overflow numpy's size
         raise ValidationError(f"array shape {shape} is not representable: {exc}", rule="shape") from None
-    if native and msg.framework == "torch":
-        return _to_torch(view)
-    return view
+    return to_native(view, msg.framework) if native else view
 
 
 #: (wire dtype, shape) -> (numpy dtype, byte count) of the valid layouts seen: arrays come in few of them.
 _LAYOUTS: dict[tuple[str, tuple[int, ...]], tuple[np.dtype[Any], int]] = {}
 
 
-def _layout(dtype_name: str, shape: tuple[int, ...]) -> tuple[np.dtype[Any], int]:
-    """Checks an array's dtype and shape; its numpy dtype and byte count, remembered (a bounded few)."""
+def array_layout(dtype_name: str, shape: tuple[int, ...]) -> tuple[np.dtype[Any], int]:
+    """Checks an array's wire dtype and shape; its numpy dtype and byte count (remembered: a bounded few)."""
+    layout = _LAYOUTS.get((dtype_name, shape))
+    if layout is not None:
+        return layout
     dtype = _WIRE_NUMPY.get(dtype_name)
     if dtype is None:
         raise VariableTypeError(f"unknown wire dtype {dtype_name[:40]!r}", rule="dtype")
@@ -159,6 +157,12 @@ def _layout(dtype_name: str, shape: tuple[int, ...]) -> tuple[np.dtype[Any], int
     if len(_LAYOUTS) < 1024:
         _LAYOUTS[(dtype_name, shape)] = layout
     return layout
+
+
+def to_native(arr: np.ndarray, framework: str) -> Any:
+    """An array received from the wire as its sender had it: a torch tensor when sent from torch (and torch
+    is installed), else the array."""
+    return _to_torch(arr) if framework == "torch" else arr
 
 
 def _to_torch(arr: np.ndarray) -> Any:

@@ -815,16 +815,18 @@ class InvalidationsResponse(_message.Message):
     def __init__(self, tracking_id: _Optional[str] = ..., invalidations: _Optional[_Iterable[_Union[Invalidation, _Mapping]]] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class ExportVariablesRequest(_message.Message):
-    __slots__ = ("session_token", "filter_pattern", "include_history", "include_dependencies")
+    __slots__ = ("session_token", "filter_pattern", "include_history", "include_dependencies", "array_batches")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     FILTER_PATTERN_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_HISTORY_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    ARRAY_BATCHES_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     filter_pattern: str
     include_history: bool
     include_dependencies: bool
-    def __init__(self, session_token: _Optional[str] = ..., filter_pattern: _Optional[str] = ..., include_history: _Optional[bool] = ..., include_dependencies: _Optional[bool] = ...) -> None: ...
+    array_batches: bool
+    def __init__(self, session_token: _Optional[str] = ..., filter_pattern: _Optional[str] = ..., include_history: _Optional[bool] = ..., include_dependencies: _Optional[bool] = ..., array_batches: _Optional[bool] = ...) -> None: ...
 
 class ExportHeader(_message.Message):
     __slots__ = ("session_id", "revision", "exported_at", "variable_count", "version_count", "run_count")
@@ -885,40 +887,6 @@ class ExportedVersion(_message.Message):
     metadata: MapValue
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., value: _Optional[_Union[Value, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., metadata: _Optional[_Union[MapValue, _Mapping]] = ...) -> None: ...
 
-class ExportedRun(_message.Message):
-    __slots__ = ("run", "trials")
-    RUN_FIELD_NUMBER: _ClassVar[int]
-    TRIALS_FIELD_NUMBER: _ClassVar[int]
-    run: OptimizationStatus
-    trials: _containers.RepeatedCompositeFieldContainer[TrialEntry]
-    def __init__(self, run: _Optional[_Union[OptimizationStatus, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[TrialEntry, _Mapping]]] = ...) -> None: ...
-
-class ExportVariablesResponse(_message.Message):
-    __slots__ = ("header", "variables", "versions", "runs")
-    HEADER_FIELD_NUMBER: _ClassVar[int]
-    VARIABLES_FIELD_NUMBER: _ClassVar[int]
-    VERSIONS_FIELD_NUMBER: _ClassVar[int]
-    RUNS_FIELD_NUMBER: _ClassVar[int]
-    header: ExportHeader
-    variables: _containers.RepeatedCompositeFieldContainer[ExportedVariable]
-    versions: _containers.RepeatedCompositeFieldContainer[ExportedVersion]
-    runs: _containers.RepeatedCompositeFieldContainer[ExportedRun]
-    def __init__(self, header: _Optional[_Union[ExportHeader, _Mapping]] = ..., variables: _Optional[_Iterable[_Union[ExportedVariable, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[ExportedVersion, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[ExportedRun, _Mapping]]] = ...) -> None: ...
-
-class ImportOptions(_message.Message):
-    __slots__ = ("merge_strategy", "atomic", "dry_run", "variable_count", "version_count")
-    MERGE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
-    ATOMIC_FIELD_NUMBER: _ClassVar[int]
-    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
-    VARIABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
-    VERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
-    merge_strategy: str
-    atomic: bool
-    dry_run: bool
-    variable_count: int
-    version_count: int
-    def __init__(self, merge_strategy: _Optional[str] = ..., atomic: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., variable_count: _Optional[int] = ..., version_count: _Optional[int] = ...) -> None: ...
-
 class ExportedArrays(_message.Message):
     __slots__ = ("type", "dtype", "shape", "framework", "names", "versions", "data")
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -936,6 +904,42 @@ class ExportedArrays(_message.Message):
     versions: _containers.RepeatedScalarFieldContainer[int]
     data: bytes
     def __init__(self, type: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., framework: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., versions: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ExportedRun(_message.Message):
+    __slots__ = ("run", "trials")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    run: OptimizationStatus
+    trials: _containers.RepeatedCompositeFieldContainer[TrialEntry]
+    def __init__(self, run: _Optional[_Union[OptimizationStatus, _Mapping]] = ..., trials: _Optional[_Iterable[_Union[TrialEntry, _Mapping]]] = ...) -> None: ...
+
+class ExportVariablesResponse(_message.Message):
+    __slots__ = ("header", "variables", "versions", "runs", "arrays")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    header: ExportHeader
+    variables: _containers.RepeatedCompositeFieldContainer[ExportedVariable]
+    versions: _containers.RepeatedCompositeFieldContainer[ExportedVersion]
+    runs: _containers.RepeatedCompositeFieldContainer[ExportedRun]
+    arrays: _containers.RepeatedCompositeFieldContainer[ExportedArrays]
+    def __init__(self, header: _Optional[_Union[ExportHeader, _Mapping]] = ..., variables: _Optional[_Iterable[_Union[ExportedVariable, _Mapping]]] = ..., versions: _Optional[_Iterable[_Union[ExportedVersion, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[ExportedRun, _Mapping]]] = ..., arrays: _Optional[_Iterable[_Union[ExportedArrays, _Mapping]]] = ...) -> None: ...
+
+class ImportOptions(_message.Message):
+    __slots__ = ("merge_strategy", "atomic", "dry_run", "variable_count", "version_count")
+    MERGE_STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    ATOMIC_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    merge_strategy: str
+    atomic: bool
+    dry_run: bool
+    variable_count: int
+    version_count: int
+    def __init__(self, merge_strategy: _Optional[str] = ..., atomic: _Optional[bool] = ..., dry_run: _Optional[bool] = ..., variable_count: _Optional[int] = ..., version_count: _Optional[int] = ...) -> None: ...
 
 class ImportVariablesRequest(_message.Message):
     __slots__ = ("session_token", "options", "variables", "versions", "arrays")

@@ -59,6 +59,7 @@ class InterchangeMethods:
             filter_pattern=filter_pattern or "",
             include_history=include_history,
             include_dependencies=include_dependencies,
+            array_batches=True,
         )
         reader = ExportReader(include_history, include_dependencies)
         stream = self._stub.ExportVariables

@@ -17,7 +17,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from .._framing import varint
 from .._proto import bridge_pb2 as pb
-from ..codec import array_from_wire, decode, decode_map, encode, is_torch_tensor, map_into, torch_to_numpy
+from ..codec import (
+    array_from_wire,
+    array_layout,
+    decode,
+    decode_map,
+    encode,
+    is_torch_tensor,
+    map_into,
+    to_native,
+    torch_to_numpy,
+)
 from ..errors import BridgeError, ValidationError
 from ..limits import DEFAULT_LIMITS
 from ._document import FORMAT, FORMAT_VERSION
@@ -74,8 +84,10 @@ class ExportReader:
             self.header = response.header
         elif self.header is None:
             raise ValidationError("the export stream did not start with its header", rule="export_stream")
-        for item in response.variables:
-            var = self._variable(item)
+        arrived = [self._variable(item) for item in response.variables]
+        for batch in response.arrays:
+            arrived += self._array_variables(batch)
+        for var in arrived:
             self.variables.append(var)
             self.by_name[var["name"]] = var
         for version in response.versions:
@@ -129,6 +141,38 @@ class ExportReader:
         if self.include_history:
             var["history"] = []
         return var
+
+    def _array_variables(self, batch: pb.ExportedArrays) -> list[dict[str, Any]]:
+        """The variables of an ExportedArrays batch, each array a view of the batch's bytes (as a variable's
+        is of its message's)."""
+        names, versions, data = batch.names, batch.versions, batch.data
+        shape = tuple(batch.shape)
+        dtype, nbytes = array_layout(batch.dtype, shape)
+        if not names or len(versions) != len(names) or len(data) != nbytes * len(names):
+            raise ValidationError(
+                f"the export stream sent an array batch of {len(names)} names, {len(versions)} versions and "
+                f"{len(data)} bytes, for arrays of {nbytes} bytes",
+                rule="export_stream",
+            )
+        block = np.frombuffer(data, dtype=dtype).reshape(len(names), *shape)
+        type_, framework = batch.type, batch.framework
+        out = []
+        for i, (name, version) in enumerate(zip(names, versions, strict=True)):
+            var: dict[str, Any] = {
+                "name": name,
+                "type": type_,
+                "value": to_native(block[i, ...], framework),  # `...`: a 0-d array stays an array
+                "constraints": {},
+                "metadata": {},
+                "access_rules": [],
+            }
+            if self.include_dependencies:
+                var["dependencies"] = []
+            var["version"] = version
+            if self.include_history:
+                var["history"] = []
+            out.append(var)
+        return out
 
     def document(self) -> dict[str, Any]:
         header = self.header
@@ -259,7 +303,7 @@ _ARRAYS_DATA = pb.ExportedArrays.DESCRIPTOR.fields_by_name["data"].number
 #: variables, so that a mixed import is not cut into many messages: a message's batches follow its variables).
 MIN_ARRAY_RUN = 16
 #: A plain array's layout: (type, dtype, shape, framework).
-_Layout = tuple[str, str, tuple[int, ...], str]
+Layout = tuple[str, str, tuple[int, ...], str]
 _SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
 _VERSION_TAG = varint(pb.ExportedVariable.DESCRIPTOR.fields_by_name["version"].number << 3)  # a varint field
 _SPEC_VALUE = pb.VariableSpec.DESCRIPTOR.fields_by_name["initial_value"].number
@@ -293,7 +337,7 @@ def _chunks(variables: list[dict[str, Any]]) -> Iterator[bytes]:
         yield message.take()
 
 
-def _plain_array(var: dict[str, Any]) -> tuple[dict[str, Any], _Layout | None, bytes | memoryview]:
+def _plain_array(var: dict[str, Any]) -> tuple[dict[str, Any], Layout | None, bytes | memoryview]:
     """The variable with its layout and array bytes if it can travel in an ExportedArrays batch (an array
     and nothing but its name, type and version), else with None."""
     value = var["value"]
@@ -312,40 +356,60 @@ def _plain_array(var: dict[str, Any]) -> tuple[dict[str, Any], _Layout | None, b
     return var, (var["type"], dtype, value.shape, framework), payload
 
 
-class _Message:
-    """One import message being framed: its variables' and versions' serialized items, then its batches."""
+class ArrayBatches:
+    """Plain array variables gathered into ExportedArrays batches (a new one whenever the layout changes),
+    for the message being framed: an import's (here) or an export's (the server's)."""
 
     def __init__(self) -> None:
-        self.parts: _Parts = []
-        self.size = 0
         #: (layout, names, versions, array bytes) of each batch, in order; the last one may grow.
-        self.batches: list[tuple[_Layout, list[str], list[int], _Parts]] = []
+        self.batches: list[tuple[Layout, list[str], list[int], _Parts]] = []
 
-    def add(self, field_number: int, item: _Parts, length: int) -> None:
-        self.parts += (prefix(field_number, length), *item)
-        self.size += length
+    def __bool__(self) -> bool:
+        return bool(self.batches)
 
-    def add_array(self, layout: _Layout, name: str, version: int, payload: bytes | memoryview) -> None:
+    def add(self, layout: Layout, name: str, version: int, payload: bytes | memoryview) -> int:
+        """Adds one; returns about how many bytes it adds to the message."""
         if not self.batches or self.batches[-1][0] != layout:
             self.batches.append((layout, [], [], []))
         _, names, versions, payloads = self.batches[-1]
         names.append(name)
         versions.append(version)
         payloads.append(payload)
-        self.size += len(payload) + len(name) + 2
+        return len(payload) + len(name) + 2
 
-    def take(self) -> bytes:
-        """The message, serialized; this one starts empty again."""
-        parts = self.parts
+    def take(self, field_number: int) -> _Parts:
+        """Every batch as a serialized `field_number` item, the arrays' bytes framed in uncopied; empties this."""
+        parts: _Parts = []
         for (type_, dtype, shape, framework), names, versions, payloads in self.batches:
             head = pb.ExportedArrays(
                 type=type_, dtype=dtype, shape=shape, framework=framework, names=names, versions=versions
             ).SerializeToString()
             data = sum(len(p) for p in payloads)
             data_prefix = prefix(_ARRAYS_DATA, data)
-            parts += (prefix(_ARRAYS, len(head) + len(data_prefix) + data), head, data_prefix, *payloads)
-        message = b"".join(parts)
-        self.parts, self.size, self.batches = [], 0, []
+            parts += (prefix(field_number, len(head) + len(data_prefix) + data), head, data_prefix, *payloads)
+        self.batches = []
+        return parts
+
+
+class _Message:
+    """One import message being framed: its variables' and versions' serialized items, then its batches."""
+
+    def __init__(self) -> None:
+        self.parts: _Parts = []
+        self.size = 0
+        self.batches = ArrayBatches()
+
+    def add(self, field_number: int, item: _Parts, length: int) -> None:
+        self.parts += (prefix(field_number, length), *item)
+        self.size += length
+
+    def add_array(self, layout: Layout, name: str, version: int, payload: bytes | memoryview) -> None:
+        self.size += self.batches.add(layout, name, version, payload)
+
+    def take(self) -> bytes:
+        """The message, serialized; this one starts empty again."""
+        message = b"".join([*self.parts, *self.batches.take(_ARRAYS)])
+        self.parts, self.size = [], 0
         return message
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from ..errors import (
     VariableTypeError,
 )
 from ..interchange import MERGE_STRATEGIES
-from ..interchange._wire import fast_varint, prefix
+from ..interchange._wire import MIN_ARRAY_RUN, ArrayBatches, Layout, fast_varint, prefix
 from ..limits import check_count, check_name
 from ..store import OptimizationRecord, SessionSnapshot, StoredValue, Transaction, TrialRecord, VariableRecord
 from ..types import TYPES
@@ -45,7 +46,9 @@ log = logging.getLogger("dspex.server")
 APPLIED = ("created", "replaced", "merged")
 
 _RESPONSE = pb.ExportVariablesResponse.DESCRIPTOR.fields_by_name
-_HEADER, _VARIABLES, _VERSIONS, _RUNS = (_RESPONSE[f].number for f in ("header", "variables", "versions", "runs"))
+_HEADER, _VARIABLES, _VERSIONS, _RUNS, _ARRAYS = (
+    _RESPONSE[f].number for f in ("header", "variables", "versions", "runs", "arrays")
+)
 _SPEC_VALUE = pb.VariableSpec.DESCRIPTOR.fields_by_name["initial_value"].number
 _ARRAY_VALUE = pb.Value.DESCRIPTOR.fields_by_name["array_value"].number
 _ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
@@ -72,26 +75,35 @@ def _value_parts(record: VariableRecord) -> tuple[list[bytes | memoryview], int]
 
 
 class _Chunks:
-    """Serialized items gathered into stream messages of about `limit` bytes (a bigger item goes alone)."""
+    """Serialized items gathered into stream messages of about `limit` bytes (a bigger item goes alone),
+    and plain array variables into a message's ExportedArrays batches, which follow its variables."""
 
     def __init__(self, context: Ctx, limit: int) -> None:
         self.context = context
         self.limit = limit
         self.parts: list[bytes | memoryview] = []
         self.size = 0
+        self.batches = ArrayBatches()
 
     async def add(self, field_number: int, parts: list[bytes | memoryview], length: int | None = None) -> None:
         length = sum(len(p) for p in parts) if length is None else length
         head = prefix(field_number, length)
-        if self.size and self.size + len(head) + length > self.limit:
-            await self.flush()
+        if self.size and (self.size + len(head) + length > self.limit or (self.batches and field_number == _VARIABLES)):
+            await self.flush()  # full, or a variable after this message's batches: it starts the next
         self.parts.append(head)
         self.parts.extend(parts)
         self.size += len(head) + length
 
+    async def add_array(self, layout: Layout, record: VariableRecord) -> None:
+        data = record.value.data
+        assert data is not None
+        if self.size and self.size + len(data) > self.limit:
+            await self.flush()
+        self.size += self.batches.add(layout, record.name, record.version, data)
+
     async def flush(self) -> None:
-        if self.parts:
-            await self.context.write(b"".join(self.parts))
+        if self.parts or self.batches:
+            await self.context.write(b"".join([*self.parts, *self.batches.take(_ARRAYS)]))
             self.parts, self.size = [], 0
 
 
@@ -142,13 +154,11 @@ class _Template(NamedTuple):
     nbytes: int
 
 
-#: A plain array's layout: (type, dtype, shape, framework).
-_Layout = tuple[str, str, tuple[int, ...], str]
 #: Not yet in an import's templates (None there means: this layout makes none).
 _UNSEEN = _Template({}, b"", -1)
 
 
-def _template(entry: _Entry, layout: _Layout, data: bytes) -> _Template | None:
+def _template(entry: _Entry, layout: Layout, data: bytes) -> _Template | None:
     """The template `entry` (of that layout and array bytes) makes for the plain arrays like it, or None."""
     fields = entry.fields
     if fields is None or not TYPES[fields["type"]].coerces_arrays_by_shape(fields["constraints"]):
@@ -157,6 +167,20 @@ def _template(entry: _Entry, layout: _Layout, data: bytes) -> _Template | None:
     if stored.head != array_head(*layout[1:]) or stored.data != data:
         return None  # coerced into another array
     return _Template(fields, stored.head, len(data))
+
+
+def _plain_layout(layouts: dict[tuple[str, bytes], Layout], record: VariableRecord) -> Layout | None:
+    """The layout of a variable that can travel in an ExportedArrays batch (an array, and nothing but its
+    name, type and version), else None; `layouts` keeps those read from stored heads."""
+    head, data = record.value
+    if data is None or record.constraints or record.metadata or record.access_rules or record.dependencies:
+        return None
+    key = (record.type, head)
+    layout = layouts.get(key)
+    if layout is None:
+        array = pb.Value.FromString(head).array_value
+        layout = layouts[key] = (record.type, array.dtype, tuple(array.shape), array.framework)
+    return layout
 
 
 def _array_variable(batch: pb.ExportedArrays, name: str, version: int, data: bytes) -> pb.ExportedVariable:
@@ -213,8 +237,15 @@ class InterchangeServicer(OptimizationServicer):
         _micro_timestamp(self.clock(), header.exported_at)
         chunks = _Chunks(context, self.limits.max_export_chunk_bytes)
         await chunks.add(_HEADER, [header.SerializeToString()])
-        for record in snap.variables:
-            await chunks.add(_VARIABLES, *self._exported_variable(record, snap, request.include_dependencies))
+        layouts: dict[tuple[str, bytes], Layout] = {}
+        plain = functools.partial(_plain_layout, layouts) if request.array_batches else lambda record: None
+        for layout, run in itertools.groupby(snap.variables, key=plain):
+            records = list(run)
+            for record in records:
+                if layout is not None and len(records) >= MIN_ARRAY_RUN:
+                    await chunks.add_array(layout, record)
+                else:
+                    await chunks.add(_VARIABLES, *self._exported_variable(record, snap, request.include_dependencies))
         for record in snap.variables:
             for version in snap.history.get(record.id, ()):
                 await chunks.add(_VERSIONS, [self._exported_version(version)])
@@ -325,7 +356,7 @@ class InterchangeServicer(OptimizationServicer):
         limits = self.limits
         options = first.options
         entries: dict[str, _Entry] = {}
-        templates: dict[_Layout, _Template | None] = {}
+        templates: dict[Layout, _Template | None] = {}
         version_count = 0
         request: pb.ImportVariablesRequest | None = first
         while request is not None:
@@ -376,7 +407,7 @@ class InterchangeServicer(OptimizationServicer):
         except BridgeError as exc:
             return _Entry(spec.name, item.version, None, None, _NO_KINDS, exc)
 
-    def _batched_entry(self, item: pb.ExportedVariable, templates: dict[_Layout, _Template | None]) -> _Entry:
+    def _batched_entry(self, item: pb.ExportedVariable, templates: dict[Layout, _Template | None]) -> _Entry:
         """`_entry(item)`, for a batch of plain arrays without validating each one from scratch.
 
         A plain array variable (a name, a type and an array in its message; no constraints, metadata,
@@ -401,7 +432,7 @@ class InterchangeServicer(OptimizationServicer):
         layout = (spec.type, msg.dtype, tuple(msg.shape), msg.framework)
         return self._plain_array_entry(layout, spec.name, item.version, msg.data, lambda: item, templates)
 
-    def _array_entries(self, batch: pb.ExportedArrays, templates: dict[_Layout, _Template | None]) -> list[_Entry]:
+    def _array_entries(self, batch: pb.ExportedArrays, templates: dict[Layout, _Template | None]) -> list[_Entry]:
         """The variables of an ExportedArrays batch, each validated as the ExportedVariable it stands for
         (built for `_entry` only where `_plain_array_entry` needs one)."""
         names, versions, data = batch.names, batch.versions, batch.data
@@ -423,12 +454,12 @@ class InterchangeServicer(OptimizationServicer):
 
     def _plain_array_entry(
         self,
-        layout: _Layout,
+        layout: Layout,
         name: str,
         version: int,
         data: bytes,
         item: Callable[[], pb.ExportedVariable],
-        templates: dict[_Layout, _Template | None],
+        templates: dict[Layout, _Template | None],
     ) -> _Entry:
         """A plain array variable (`item()`, made only if needed), validated by the template of its layout."""
         template = templates.get(layout, _UNSEEN)

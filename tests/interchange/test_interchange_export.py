@@ -7,10 +7,12 @@ import asyncio
 import grpc
 import numpy as np
 import pytest
+import torch
 from interchange_support import document_of, fresh, without_volatile
 
-from bridge import BridgeServer, Limits, SessionContext, connect
+from bridge import BridgeServer, Limits, SessionContext, ValidationError, connect
 from bridge._proto import bridge_pb2 as pb
+from bridge.interchange import encode
 from bridge.interchange._wire import ExportReader
 
 
@@ -225,3 +227,51 @@ def test_a_cut_or_garbled_export_stream_is_refused_by_the_client() -> None:
         stray.add(pb.ExportVariablesResponse(runs=[pb.ExportedRun(run=pb.OptimizationStatus(optimization_id="opt_2"))]))
     with pytest.raises(ValueError, match="a version of no variable it sent"):
         stray.add(pb.ExportVariablesResponse(versions=[pb.ExportedVersion(name="nobody")]))
+
+
+async def test_batched_and_unbatched_streams_give_the_same_export(session: SessionContext) -> None:
+    """Runs of plain arrays come as ExportedArrays batches to a client that reads them, and make the same
+    document as items do; a message's batches follow its variables, so the name order holds."""
+    await _workflow(session)  # among them a lone embedding, with a dependent and constrained variables around
+    await session.register_variables(
+        [{"name": f"emb_{i:02d}", "type": "embedding", "initial_value": np.full(8, i, np.float32)} for i in range(40)]
+        + [{"name": f"t_{i:02d}", "type": "tensor", "initial_value": torch.full((2, 2), float(i))} for i in range(20)]
+        + [{"name": f"z_{i:02d}", "type": "tensor", "initial_value": np.zeros(0)} for i in range(16)]
+        + [{"name": "emb_20x", "type": "float", "initial_value": 1.0}]  # cuts the embeddings' run in two
+    )
+    await session.set_variable("emb_05", np.ones(8, np.float32))  # a later version: batched all the same
+
+    async def streamed(batches: bool) -> tuple[list[pb.ExportVariablesResponse], bytes]:
+        request = pb.ExportVariablesRequest(include_history=True, include_dependencies=True, array_batches=batches)
+        request.session_token = session.token or ""
+        responses = [r async for r in session._stub.ExportVariables(request, timeout=10)]
+        reader = ExportReader(True, True)
+        for response in responses:
+            reader.add(response)
+        return responses, encode(reader.document(), "json")
+
+    batched, batched_doc = await streamed(True)
+    items, items_doc = await streamed(False)
+    assert without_volatile(batched_doc, "json") == without_volatile(items_doc, "json")
+    assert not any(r.arrays for r in items)
+    assert sorted(len(b.names) for r in batched for b in r.arrays) == [16, 19, 20, 21]
+    exported = document_of(await session.export_variables(format="pickle"), "pickle")
+    variables = {v["name"]: v for v in exported["variables"]}
+    assert isinstance(variables["t_03"]["value"], torch.Tensor)
+    assert variables["z_00"]["value"].shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        pb.ExportedArrays(type="embedding", dtype="float32", shape=[2]),
+        pb.ExportedArrays(type="embedding", dtype="float32", shape=[2], names="a", versions=[1], data=b"\0" * 7),
+        pb.ExportedArrays(type="embedding", dtype="float32", shape=[2], names="ab", versions=[1], data=b"\0" * 16),
+    ],
+    ids=["no-names", "short-data", "missing-version"],
+)
+def test_a_malformed_batch_in_an_export_stream_is_refused(batch: pb.ExportedArrays) -> None:
+    reader = ExportReader(False, True)
+    reader.add(pb.ExportVariablesResponse(header=pb.ExportHeader(session_id="s", variable_count=2)))
+    with pytest.raises(ValidationError, match="the export stream sent an array batch of"):
+        reader.add(pb.ExportVariablesResponse(arrays=[batch]))
