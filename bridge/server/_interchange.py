@@ -190,6 +190,11 @@ def _array_variable(batch: pb.ExportedArrays, name: str, version: int, data: byt
     return pb.ExportedVariable(spec=spec, version=version)
 
 
+#: A created variable's dependencies (IDs) and typed edges; most have none.
+_Edges = tuple[tuple[str, ...], tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]]
+_NO_EDGES: _Edges = ((), ())
+
+
 class _Outcome(NamedTuple):
     outcome: str
     reason: str
@@ -516,6 +521,7 @@ class InterchangeServicer(OptimizationServicer):
         strategy = options.merge_strategy
         metadata = {"source": "import", "merge_strategy": strategy}
         metadata_bytes = encode_map(metadata).ByteSize()
+        written = (metadata, metadata_bytes)
         order, cyclic = _dependency_order(entries)
 
         async def body(txn: Transaction) -> dict[str, _Outcome]:
@@ -534,9 +540,8 @@ class InterchangeServicer(OptimizationServicer):
                         )
                     existing = await txn.get(entry.name)
                     if existing is None:
-                        outcomes[entry.name] = await self._create(
-                            txn, session_id, entry, outcomes, (metadata, metadata_bytes), held
-                        )
+                        edges = await self._edges(txn, entry, outcomes) if entry.fields["dependencies"] else _NO_EDGES
+                        outcomes[entry.name] = self._create(txn, session_id, entry, edges, written, held)
                     elif strategy == "keep":
                         outcomes[entry.name] = _Outcome("skipped", "exists; kept as it is (merge_strategy 'keep')")
                     else:
@@ -562,22 +567,12 @@ class InterchangeServicer(OptimizationServicer):
             outcomes = {name: rolled_back if o.outcome in APPLIED else o for name, o in outcomes.items()}
         return outcomes
 
-    async def _create(
-        self,
-        txn: Transaction,
-        session_id: str,
-        entry: _Entry,
-        outcomes: dict[str, _Outcome],
-        written: tuple[dict[str, Any], int],
-        held: list[int],
-    ) -> _Outcome:
-        """Creates the variable at its exported version with its history; `written` is the import's write
-        metadata and its wire size; `held` counts the session's variables."""
-        fields = entry.fields
-        assert fields is not None
+    async def _edges(self, txn: Transaction, entry: _Entry, outcomes: dict[str, _Outcome]) -> _Edges:
+        """The IDs of the variable's dependencies, and its typed edges, as they are in `txn`."""
+        assert entry.fields is not None
         dependencies = []
         kinds = []
-        for dep in fields["dependencies"]:
+        for dep in entry.fields["dependencies"]:
             target = await txn.get(dep)
             if target is None:
                 why = "failed to import" if dep in outcomes else "is neither in this session nor in the import"
@@ -587,11 +582,25 @@ class InterchangeServicer(OptimizationServicer):
             dependencies.append(target.id)
             if dep in entry.kinds:
                 kinds.append((target.id, *entry.kinds[dep]))
+        return tuple(dict.fromkeys(dependencies)), tuple(kinds)
+
+    def _create(
+        self,
+        txn: Transaction,
+        session_id: str,
+        entry: _Entry,
+        edges: _Edges,
+        written: tuple[dict[str, Any], int],
+        held: list[int],
+    ) -> _Outcome:
+        """Creates the variable at its exported version with its history and `edges`; `written` is the import's
+        write metadata and its wire size; `held` counts the session's variables."""
+        fields = entry.fields
+        assert fields is not None
         check_count(
             held[0] + 1, self.limits.max_variables_per_session, "variables in this session", "max_variables_per_session"
         )
-        edges = tuple(dict.fromkeys(dependencies))
-        record = self._new_record(txn, session_id, session_id, fields, edges, *written, tuple(kinds), entry.version)
+        record = self._new_record(txn, session_id, session_id, fields, edges[0], *written, edges[1], entry.version)
         history = [
             record._replace(
                 version=v, value=stored, updated_at=at, updated_by=writer, last_update_metadata=md, metadata_bytes=mb
