@@ -197,14 +197,16 @@ class PingRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ("server_version", "protocol_version", "max_message_bytes")
+    __slots__ = ("server_version", "protocol_version", "max_message_bytes", "import_array_batches")
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_ARRAY_BATCHES_FIELD_NUMBER: _ClassVar[int]
     server_version: str
     protocol_version: str
     max_message_bytes: int
-    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[str] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    import_array_batches: bool
+    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., import_array_batches: _Optional[bool] = ...) -> None: ...
 
 class InitializeSessionRequest(_message.Message):
     __slots__ = ("session_id", "resume_token", "metadata", "api_key")

@@ -14,6 +14,7 @@ import grpc
 from .._proto import bridge_pb2 as pb
 from ..errors import BridgeError, ValidationError
 from ._cache import VariableCache
+from ._rpc import call
 
 IMPORT_METHOD = f"/{pb.DESCRIPTOR.services_by_name['BridgeService'].full_name}/ImportVariables"
 
@@ -25,6 +26,9 @@ class InterchangeMethods:
     _call: Callable[..., Any]
     _cache: VariableCache
     channel: grpc.aio.Channel
+    timeout: float | None
+    #: Whether the host reads ExportedArrays in an import; None until the first import asks.
+    _host_batches: bool | None = None
 
     async def export_variables(
         self,
@@ -71,6 +75,14 @@ class InterchangeMethods:
         await self._call(read, request, "export_variables")
         return encode(reader.document(), format)
 
+    async def _host_reads_batches(self) -> bool:
+        """Whether the host takes runs of plain arrays as ExportedArrays (an older host ignores them and would
+        see an incomplete import): asked once, by Ping."""
+        if self._host_batches is None:
+            reply = await call(self._stub.Ping, pb.PingRequest(), (), self.timeout, "ping")
+            self._host_batches = reply.import_array_batches
+        return self._host_batches
+
     async def import_variables(
         self,
         data: bytes,
@@ -101,7 +113,8 @@ class InterchangeMethods:
                 rule="merge_strategy",
             )
         document = rebind_own_rules(check_document(decode(data, format, allow_pickle=allow_pickle)), self.session_id)
-        first, rest = import_requests(document, merge_strategy, atomic, dry_run)
+        batches = await self._host_reads_batches()
+        first, rest = import_requests(document, merge_strategy, atomic, dry_run, batches)
         stream = self.channel.stream_unary(  # the messages come serialized (see _wire)
             IMPORT_METHOD, response_deserializer=pb.ImportVariablesResponse.FromString
         )

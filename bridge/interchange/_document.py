@@ -70,7 +70,7 @@ def check_document(document: Any) -> dict[str, Any]:
             if key in var and not isinstance(var[key], kind):
                 raise ValidationError(f"{name}: {key} must be a {kind.__name__}", variable=name, rule="import")
         if "version" in var and not _positive_int(var["version"]):
-            raise ValidationError(f"{name}: version must be a positive int", variable=name, rule="import")
+            raise ValidationError(f"{name}: version must be a positive int64", variable=name, rule="import")
         for dep in var.get("dependencies", ()):
             _check_dependency(name, dep)
         rules = var.get("access_rules")
@@ -101,7 +101,11 @@ def _check_dependency(name: str, dep: Any) -> None:
 
 
 def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    """A version: what the wire's int64 carries, from 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _INT64_MAX
+
+
+_INT64_MAX = 2**63 - 1
 
 
 def _check_version(name: str, j: int, old: Any) -> None:

@@ -8,9 +8,9 @@ to the microsecond, which is exactly what the host keeps of them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -154,14 +154,20 @@ class ExportReader:
                 f"{len(data)} bytes, for arrays of {nbytes} bytes",
                 rule="export_stream",
             )
-        block = np.frombuffer(data, dtype=dtype).reshape(len(names), *shape)
+        # Empty arrays are made one by one: their other dimensions may be too big for numpy with one more in front.
+        try:
+            block = np.frombuffer(data, dtype=dtype).reshape(len(names), *shape) if nbytes else None
+            empty = np.frombuffer(b"", dtype=dtype).reshape(shape) if not nbytes else None
+        except ValueError as exc:
+            raise ValidationError(f"export stream: arrays of shape {shape}: {exc}", rule="export_stream") from None
         type_, framework = batch.type, batch.framework
         out = []
         for i, (name, version) in enumerate(zip(names, versions, strict=True)):
+            array = block[i, ...] if empty is None else empty.view()  # `...`: a 0-d array stays an array
             var: dict[str, Any] = {
                 "name": name,
                 "type": type_,
-                "value": to_native(block[i, ...], framework),  # `...`: a 0-d array stays an array
+                "value": to_native(array, framework),
                 "constraints": {},
                 "metadata": {},
                 "access_rules": [],
@@ -276,9 +282,10 @@ def rebind_own_rules(document: dict[str, Any], session_id: str) -> dict[str, Any
 
 
 def import_requests(
-    document: dict[str, Any], merge_strategy: str, atomic: bool, dry_run: bool
+    document: dict[str, Any], merge_strategy: str, atomic: bool, dry_run: bool, array_batches: bool = True
 ) -> tuple[pb.ImportVariablesRequest, Iterator[bytes]]:
-    """The first message of the import stream (its options) and an iterator over the rest, serialized.
+    """The first message of the import stream (its options) and an iterator over the rest, serialized;
+    with `array_batches` (for a host that reads them), runs of plain arrays as ExportedArrays batches.
 
     The rest are framed here rather than built as messages, so an array's bytes are copied once,
     into the message they travel in (see bridge._framing). Encoding a value the wire cannot carry
@@ -292,7 +299,7 @@ def import_requests(
         variable_count=len(variables),
         version_count=sum(len(var.get("history", ())) for var in variables),
     )
-    return pb.ImportVariablesRequest(options=options), _chunks(variables)
+    return pb.ImportVariablesRequest(options=options), _chunks(variables, _run_key if array_batches else _no_run)
 
 
 _Parts = list[bytes | memoryview]
@@ -302,6 +309,7 @@ _ARRAYS_DATA = pb.ExportedArrays.DESCRIPTOR.fields_by_name["data"].number
 #: Plain arrays of one layout in a row, at least this many, travel as ExportedArrays batches (fewer: as
 #: variables, so that a mixed import is not cut into many messages: a message's batches follow its variables).
 MIN_ARRAY_RUN = 16
+T = TypeVar("T")
 #: A plain array's layout: (type, dtype, shape, framework).
 Layout = tuple[str, str, tuple[int, ...], str]
 _SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
@@ -312,21 +320,20 @@ _ARRAY_VALUE = pb.Value.DESCRIPTOR.fields_by_name["array_value"].number
 _ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
 
 
-def _chunks(variables: list[dict[str, Any]]) -> Iterator[bytes]:
-    """The import messages after the first: runs of at least MIN_ARRAY_RUN plain arrays of one layout as
-    ExportedArrays batches, the other variables as ExportedVariable items, in the document's order."""
+def _chunks(variables: list[dict[str, Any]], key: Callable[[dict[str, Any]], Hashable | None]) -> Iterator[bytes]:
+    """The import messages after the first: runs of at least MIN_ARRAY_RUN plain arrays of one layout (`key`)
+    as ExportedArrays batches, the other variables as ExportedVariable items, in the document's order."""
     message = _Message()
-    for layout, run in itertools.groupby(map(_plain_array, variables), key=lambda plain: plain[1]):
-        plain = list(run)
-        for var, _, payload in plain:
+    for batched, run in array_runs(variables, key):
+        for var in run:
             name = var["name"]
             try:
-                if layout is None or len(plain) < MIN_ARRAY_RUN:
+                if batched:
+                    message.add_array(*_array_parts(var), name, var.get("version", 1))
+                else:
                     if message.batches:  # a message's batches follow its variables: this one starts the next
                         yield message.take()
                     message.add(_VARIABLES, *_variable(var))
-                else:
-                    message.add_array(layout, name, var.get("version", 1), payload)
                 for old in var.get("history", ()):
                     message.add(_VERSIONS, *_version(name, old))
             except BridgeError as exc:
@@ -337,23 +344,39 @@ def _chunks(variables: list[dict[str, Any]]) -> Iterator[bytes]:
         yield message.take()
 
 
-def _plain_array(var: dict[str, Any]) -> tuple[dict[str, Any], Layout | None, bytes | memoryview]:
-    """The variable with its layout and array bytes if it can travel in an ExportedArrays batch (an array
-    and nothing but its name, type and version), else with None."""
-    value = var["value"]
+def array_runs(items: Iterable[T], key: Callable[[T], Hashable | None]) -> Iterator[tuple[bool, list[T]]]:
+    """`items` in order and in runs of one key: (True, run) for at least MIN_ARRAY_RUN in a row of a key that
+    is not None (plain arrays of one layout: to batch), (False, run) for the others."""
+    for layout, run in itertools.groupby(items, key=key):
+        items_ = list(run)
+        yield layout is not None and len(items_) >= MIN_ARRAY_RUN, items_
+
+
+def _run_key(var: dict[str, Any]) -> Hashable | None:
+    """What groups the variables that can travel in one ExportedArrays batch (an array and nothing but its
+    name, type and version), read without converting the array; None for any other variable."""
     if var.get("constraints") or var.get("metadata") or var.get("access_rules") or var.get("dependencies"):
-        return var, None, b""
+        return None
+    value = var["value"]
     if isinstance(value, np.ndarray):
-        framework = ""
-    elif is_torch_tensor(value):
+        return var["type"], value.dtype.str, value.shape, ""
+    if is_torch_tensor(value):
+        return var["type"], str(value.dtype), tuple(value.shape), "torch"
+    return None
+
+
+def _no_run(var: dict[str, Any]) -> None:
+    """The run key of an import that sends no batches."""
+    return None
+
+
+def _array_parts(var: dict[str, Any]) -> tuple[Layout, bytes | memoryview]:
+    """A plain array variable's layout and little-endian bytes, converted as it is framed (not ahead)."""
+    value, framework = var["value"], ""
+    if not isinstance(value, np.ndarray):
         value, framework = torch_to_numpy(value), "torch"
-    else:
-        return var, None, b""
-    try:
-        dtype, payload = array_bytes(value)
-    except BridgeError:  # a dtype the wire cannot carry: the variable path names it in the error
-        return var, None, b""
-    return var, (var["type"], dtype, value.shape, framework), payload
+    dtype, payload = array_bytes(value)
+    return (var["type"], dtype, value.shape, framework), payload
 
 
 class ArrayBatches:
@@ -403,7 +426,7 @@ class _Message:
         self.parts += (prefix(field_number, length), *item)
         self.size += length
 
-    def add_array(self, layout: Layout, name: str, version: int, payload: bytes | memoryview) -> None:
+    def add_array(self, layout: Layout, payload: bytes | memoryview, name: str, version: int) -> None:
         self.size += self.batches.add(layout, name, version, payload)
 
     def take(self) -> bytes:

@@ -14,7 +14,8 @@ from collections import deque
 _ID_BYTES = 12
 _POOLED = 256
 _pool: deque[str] = deque()
-os.register_at_fork(after_in_child=_pool.clear)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere no fork can copy the pool
+    os.register_at_fork(after_in_child=_pool.clear)
 
 
 def new_id(prefix: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -30,7 +29,7 @@ from ..errors import (
     VariableTypeError,
 )
 from ..interchange import MERGE_STRATEGIES
-from ..interchange._wire import MIN_ARRAY_RUN, ArrayBatches, Layout, fast_varint, prefix
+from ..interchange._wire import ArrayBatches, Layout, array_runs, fast_varint, prefix
 from ..limits import check_count, check_name
 from ..store import OptimizationRecord, SessionSnapshot, StoredValue, Transaction, TrialRecord, VariableRecord
 from ..types import TYPES
@@ -147,7 +146,7 @@ _NO_KINDS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
 
 class _Template(NamedTuple):
     """A plain array variable that `_entry` validated and stored unchanged: the others like it are
-    stored as it was (see `_batched_entry`)."""
+    stored as it was (see `_plain_array_entry`)."""
 
     fields: dict[str, Any]
     head: bytes
@@ -244,10 +243,10 @@ class InterchangeServicer(OptimizationServicer):
         await chunks.add(_HEADER, [header.SerializeToString()])
         layouts: dict[tuple[str, bytes], Layout] = {}
         plain = functools.partial(_plain_layout, layouts) if request.array_batches else lambda record: None
-        for layout, run in itertools.groupby(snap.variables, key=plain):
-            records = list(run)
+        for batched, records in array_runs(snap.variables, plain):
             for record in records:
-                if layout is not None and len(records) >= MIN_ARRAY_RUN:
+                layout = plain(record)
+                if batched and layout is not None:
                     await chunks.add_array(layout, record)
                 else:
                     await chunks.add(_VARIABLES, *self._exported_variable(record, snap, request.include_dependencies))
@@ -371,6 +370,14 @@ class InterchangeServicer(OptimizationServicer):
                 raise LimitExceededError(
                     f"the import stream exceeds {limits.max_import_bytes} bytes", rule="max_import_bytes"
                 )
+            # counted before any is validated: a message of a million names is refused, not built first
+            count = len(entries) + len(request.variables) + sum(len(batch.names) for batch in request.arrays)
+            check_count(count, limits.max_variables_per_session, "variables in one import", "max_variables_per_session")
+            if count > options.variable_count:
+                raise ValidationError(
+                    f"the import stream carries more variables than the {options.variable_count} it announced",
+                    rule="import",
+                )
             arrived = [self._batched_entry(item, templates) for item in request.variables]
             for batch in request.arrays:
                 arrived += self._array_entries(batch, templates)
@@ -378,9 +385,6 @@ class InterchangeServicer(OptimizationServicer):
                 if entry.name in entries:
                     raise ValidationError(f"variable {entry.name[:128]!r} appears twice in the import", rule="import")
                 entries[entry.name] = entry
-            check_count(
-                len(entries), limits.max_variables_per_session, "variables in one import", "max_variables_per_session"
-            )
             for version in request.versions:
                 entry = entries.get(version.name)
                 if entry is None:
@@ -600,7 +604,17 @@ class InterchangeServicer(OptimizationServicer):
         check_count(
             held[0] + 1, self.limits.max_variables_per_session, "variables in this session", "max_variables_per_session"
         )
-        record = self._new_record(txn, session_id, session_id, fields, edges[0], *written, edges[1], entry.version)
+        record = self._new_record(
+            txn,
+            session_id,
+            session_id,
+            fields,
+            dependencies=edges[0],
+            last_update_metadata=written[0],
+            metadata_bytes=written[1],
+            dependency_kinds=edges[1],
+            version=entry.version,
+        )
         history = [
             record._replace(
                 version=v, value=stored, updated_at=at, updated_by=writer, last_update_metadata=md, metadata_bytes=mb

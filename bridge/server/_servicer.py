@@ -103,10 +103,10 @@ class VariableServicer(SessionServicer):
         return record.session_id if record is not None else session_id
 
     def _new_record(
-        self, txn: Transaction, session_id: str, writer: str, fields: dict[str, Any], *extra: Any
+        self, txn: Transaction, session_id: str, writer: str, fields: dict[str, Any], **extra: Any
     ) -> VariableRecord:
-        """A variable created in `txn`: `created_record` with a new ID; `extra` as its arguments after `fields`."""
-        return created_record(new_id("var_"), session_id, writer, txn.revision, txn.now, fields, *extra)
+        """A variable created in `txn`: `created_record` with a new ID (`extra`: its optional arguments)."""
+        return created_record(new_id("var_"), session_id, writer, txn.revision, txn.now, fields, **extra)
 
     async def _check_capacity(self, txn: Transaction) -> None:
         check_count(
@@ -187,7 +187,8 @@ class VariableServicer(SessionServicer):
                             f"{name}: dependency {dep!r} not found", variable=name, rule="dependencies"
                         )
                     dependencies.append(target.id)
-                record = self._new_record(txn, session_id, session_id, fields, tuple(dict.fromkeys(dependencies)))
+                edges = tuple(dict.fromkeys(dependencies))
+                record = self._new_record(txn, session_id, session_id, fields, dependencies=edges)
                 txn.put(record)
                 ids[name] = record.id
             await self._check_capacity(txn)
@@ -322,7 +323,9 @@ class VariableServicer(SessionServicer):
             t, constraints = check_spec(type_name, {}, name)
             value = coerce_wire(t, request.value, constraints, name, self.limits, array_data)
             fields = {"name": name, "type": t.name, "constraints": constraints, "value": value}
-            created = self._new_record(txn, owner, session_id, fields, (), metadata, metadata_bytes)
+            created = self._new_record(
+                txn, owner, session_id, fields, last_update_metadata=metadata, metadata_bytes=metadata_bytes
+            )
             txn.put(created)
             await self._check_capacity(txn)
             return created, True

@@ -85,6 +85,7 @@ class SessionServicer:
             server_version=__version__,
             protocol_version=PROTOCOL_VERSION,
             max_message_bytes=self.limits.max_message_bytes,
+            import_array_batches=True,
         )
 
     async def InitializeSession(

@@ -275,3 +275,14 @@ def test_a_malformed_batch_in_an_export_stream_is_refused(batch: pb.ExportedArra
     reader.add(pb.ExportVariablesResponse(header=pb.ExportHeader(session_id="s", variable_count=2)))
     with pytest.raises(ValidationError, match="the export stream sent an array batch of"):
         reader.add(pb.ExportVariablesResponse(arrays=[batch]))
+
+
+async def test_a_batch_of_empty_arrays_with_huge_dimensions_exports(session: SessionContext) -> None:
+    """Empty arrays whose other dimensions numpy could not multiply by one more (a batch's rows) come back
+    one by one, as items would."""
+    huge = (0, 2**62)
+    await session.register_variables(
+        [{"name": f"e{i:02d}", "type": "tensor", "initial_value": np.empty(huge, np.int8)} for i in range(16)]
+    )
+    exported = document_of(await session.export_variables(format="pickle"), "pickle")
+    assert [(v["value"].shape, v["value"].dtype) for v in exported["variables"]] == [(huge, np.int8)] * 16

@@ -82,7 +82,7 @@ async def unchanged(session: SessionContext) -> None:
         ([first(2), pb.ImportVariablesRequest(arrays=[arrays("a", "b", versions=[1])])], "got 2 names, 1 versions"),
         ([first(2), pb.ImportVariablesRequest(arrays=[arrays("a", "b", data=b"\0" * 17)])], "and 17 bytes"),
         ([first(2), pb.ImportVariablesRequest(variables=[item("a")], arrays=[arrays("a")])], "'a' appears twice"),
-        ([first(1), pb.ImportVariablesRequest(arrays=[arrays("a", "b")])], "announced 1 variables and 0 versions"),
+        ([first(1), pb.ImportVariablesRequest(arrays=[arrays("a", "b")])], "more variables than the 1 it announced"),
     ],
     ids=[
         *("empty", "cut-short", "options-twice", "duplicate", "stray-versions", "bad-strategy"),

@@ -11,7 +11,7 @@ import pytest
 import torch
 from interchange_support import FORMATS, document_of, fresh, same
 
-from bridge import SessionContext
+from bridge import SessionContext, VariableTypeError
 from bridge._proto import bridge_pb2 as pb
 from bridge.interchange import encode
 from bridge.interchange._wire import MIN_ARRAY_RUN, import_requests
@@ -308,6 +308,7 @@ async def test_truncated_and_corrupt_files_are_refused_and_change_nothing(target
         (lambda d: d.update(format="other"), "not a dspex export"),
         (lambda d: d["variables"].append(dict(d["variables"][0])), "appears twice in the export"),
         (lambda d: d["variables"][0].update(version=0), "version must be a positive int"),
+        (lambda d: d["variables"][0].update(version=2**63), "version must be a positive int64"),
         (lambda d: d["variables"][0].update(history=[{"version": 1}]), r"history\[0\] needs exactly the keys"),
         (lambda d: d["variables"][0].update(value=2**70), "outside the int64 range"),
         (lambda d: d["variables"][0].update(value=_nested(60)), "nests deeper than"),
@@ -321,6 +322,7 @@ async def test_truncated_and_corrupt_files_are_refused_and_change_nothing(target
         "not-an-export",
         "duplicate",
         "bad-version",
+        "version-beyond-int64",
         "bad-history",
         "int-beyond-int64",
         "deep-nesting",
@@ -483,3 +485,29 @@ async def test_runs_of_plain_arrays_travel_batched_and_import_as_each_one_would(
     assert {d["outcome"] for d in replaced["details"] if d["name"].startswith(("a", "c"))} == {"replaced"}
     assert same(await session.get_variable("a05"), doc["variables"][5]["value"] * 2)
     assert (await session.get_variable_history("a05"))[0]["version"] == 4
+
+
+async def test_a_host_that_reads_no_batches_gets_items(channel: grpc.aio.Channel) -> None:
+    """The client asks the host once (Ping) whether it reads ExportedArrays; to one that does not (an older
+    host), the same import goes as items only."""
+    doc = _mixed_arrays()
+    _, messages = import_requests(doc, "replace", True, False, array_batches=False)
+    assert not any(pb.ImportVariablesRequest.FromString(m).arrays for m in messages)
+    session = await fresh(channel)
+    assert session._host_batches is None
+    await session.import_variables(encode(doc, "parquet"), format="parquet", atomic=False)
+    assert session._host_batches is True
+    older = await fresh(channel)
+    older._host_batches = False
+    summary = await older.import_variables(encode(doc, "parquet"), format="parquet", atomic=False)
+    assert [d["outcome"] for d in summary["details"]].count("created") == len(doc["variables"]) - 1
+
+
+def test_an_array_the_wire_cannot_carry_is_named_in_a_batched_run_too() -> None:
+    doc = _doc(
+        *({"name": f"v{i:02d}", "type": "tensor", "value": torch.zeros(2, dtype=torch.bfloat16)} for i in range(20))
+    )
+    _, messages = import_requests(doc, "replace", True, False)
+    with pytest.raises(VariableTypeError, match="v00: cannot send this torch tensor") as refused:
+        list(messages)
+    assert refused.value.details["variable"] == "v00"
