@@ -118,13 +118,15 @@ class InterchangeMethods:
         stream = self.channel.stream_unary(  # the messages come serialized (see _wire)
             IMPORT_METHOD, response_deserializer=pb.ImportVariablesResponse.FromString
         )
-        unsent: list[BridgeError] = []  # a value that cannot be encoded ends the stream early
+        # A value that cannot be encoded ends the stream early (any error: one escaping into gRPC's
+        # request iterator would leave the call waiting for the rest).
+        unsent: list[Exception] = []
 
         def requests() -> Iterator[bytes]:
             yield first.SerializeToString()  # with the token _call set
             try:
                 yield from rest
-            except BridgeError as exc:
+            except Exception as exc:
                 unsent.append(exc)
 
         async def send(first: pb.ImportVariablesRequest, timeout: float | None) -> pb.ImportVariablesResponse:
