@@ -137,7 +137,12 @@ class ExportReader:
         if self.include_dependencies:
             names = spec.dependencies
             var["dependencies"] = _dependencies(names, item.dependency_kinds) if names else []
-        var["version"] = item.version
+        return self._completed(var, item.version)
+
+    def _completed(self, var: dict[str, Any], version: int) -> dict[str, Any]:
+        """A variable's entry with its version and (to be filled) history, after the fields before them: one
+        key order for both forms, so both give the same file."""
+        var["version"] = version
         if self.include_history:
             var["history"] = []
         return var
@@ -174,10 +179,7 @@ class ExportReader:
             }
             if self.include_dependencies:
                 var["dependencies"] = []
-            var["version"] = version
-            if self.include_history:
-                var["history"] = []
-            out.append(var)
+            out.append(self._completed(var, version))
         return out
 
     def document(self) -> dict[str, Any]:
@@ -310,6 +312,7 @@ _ARRAYS_DATA = pb.ExportedArrays.DESCRIPTOR.fields_by_name["data"].number
 #: variables, so that a mixed import is not cut into many messages: a message's batches follow its variables).
 MIN_ARRAY_RUN = 16
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 #: A plain array's layout: (type, dtype, shape, framework).
 Layout = tuple[str, str, tuple[int, ...], str]
 _SPEC = pb.ExportedVariable.DESCRIPTOR.fields_by_name["spec"].number
@@ -323,12 +326,12 @@ _ARRAY_DATA = pb.NDArray.DESCRIPTOR.fields_by_name["data"].number
 def _chunks(variables: list[dict[str, Any]], key: Callable[[dict[str, Any]], Hashable | None]) -> Iterator[bytes]:
     """The import messages after the first: runs of at least MIN_ARRAY_RUN plain arrays of one layout (`key`)
     as ExportedArrays batches, the other variables as ExportedVariable items, in the document's order."""
-    message = _Message()
+    message = FramedMessage(_ARRAYS)
     for batched, run in array_runs(variables, key):
         for var in run:
             name = var["name"]
             try:
-                if batched:
+                if batched is not None:
                     message.add_array(*_array_parts(var), name, var.get("version", 1))
                 else:
                     if message.batches:  # a message's batches follow its variables: this one starts the next
@@ -344,12 +347,12 @@ def _chunks(variables: list[dict[str, Any]], key: Callable[[dict[str, Any]], Has
         yield message.take()
 
 
-def array_runs(items: Iterable[T], key: Callable[[T], Hashable | None]) -> Iterator[tuple[bool, list[T]]]:
-    """`items` in order and in runs of one key: (True, run) for at least MIN_ARRAY_RUN in a row of a key that
-    is not None (plain arrays of one layout: to batch), (False, run) for the others."""
+def array_runs(items: Iterable[T], key: Callable[[T], K | None]) -> Iterator[tuple[K | None, list[T]]]:
+    """`items` in order and in runs of one key: (the key, run) for at least MIN_ARRAY_RUN in a row of a key
+    that is not None (plain arrays of one layout: to batch), (None, run) for the others."""
     for layout, run in itertools.groupby(items, key=key):
         items_ = list(run)
-        yield layout is not None and len(items_) >= MIN_ARRAY_RUN, items_
+        yield layout if layout is not None and len(items_) >= MIN_ARRAY_RUN else None, items_
 
 
 def _run_key(var: dict[str, Any]) -> Hashable | None:
@@ -379,60 +382,46 @@ def _array_parts(var: dict[str, Any]) -> tuple[Layout, bytes | memoryview]:
     return (var["type"], dtype, value.shape, framework), payload
 
 
-class ArrayBatches:
-    """Plain array variables gathered into ExportedArrays batches (a new one whenever the layout changes),
-    for the message being framed: an import's (here) or an export's (the server's)."""
+class FramedMessage:
+    """One stream message being framed, an import's (here) or an export's (the server's): serialized items,
+    then plain array variables in ExportedArrays batches (a new one whenever the layout changes) under
+    `arrays_field`. A message's batches follow its variables: a variable after one starts the next message."""
 
-    def __init__(self) -> None:
+    def __init__(self, arrays_field: int) -> None:
+        self.arrays_field = arrays_field
+        self.parts: _Parts = []
+        #: About how many bytes the message holds.
+        self.size = 0
         #: (layout, names, versions, array bytes) of each batch, in order; the last one may grow.
         self.batches: list[tuple[Layout, list[str], list[int], _Parts]] = []
 
-    def __bool__(self) -> bool:
-        return bool(self.batches)
+    def add(self, field_number: int, item: _Parts, length: int) -> None:
+        """A serialized item of `length` bytes, under `field_number`."""
+        head = prefix(field_number, length)
+        self.parts += (head, *item)
+        self.size += len(head) + length
 
-    def add(self, layout: Layout, name: str, version: int, payload: bytes | memoryview) -> int:
-        """Adds one; returns about how many bytes it adds to the message."""
+    def add_array(self, layout: Layout, payload: bytes | memoryview, name: str, version: int) -> None:
         if not self.batches or self.batches[-1][0] != layout:
             self.batches.append((layout, [], [], []))
         _, names, versions, payloads = self.batches[-1]
         names.append(name)
         versions.append(version)
         payloads.append(payload)
-        return len(payload) + len(name) + 2
+        self.size += len(payload) + len(name) + 2
 
-    def take(self, field_number: int) -> _Parts:
-        """Every batch as a serialized `field_number` item, the arrays' bytes framed in uncopied; empties this."""
-        parts: _Parts = []
+    def take(self) -> bytes:
+        """The message, serialized (the arrays' bytes copied once, into it); this one starts empty again."""
+        parts = self.parts
         for (type_, dtype, shape, framework), names, versions, payloads in self.batches:
             head = pb.ExportedArrays(
                 type=type_, dtype=dtype, shape=shape, framework=framework, names=names, versions=versions
             ).SerializeToString()
             data = sum(len(p) for p in payloads)
             data_prefix = prefix(_ARRAYS_DATA, data)
-            parts += (prefix(field_number, len(head) + len(data_prefix) + data), head, data_prefix, *payloads)
-        self.batches = []
-        return parts
-
-
-class _Message:
-    """One import message being framed: its variables' and versions' serialized items, then its batches."""
-
-    def __init__(self) -> None:
-        self.parts: _Parts = []
-        self.size = 0
-        self.batches = ArrayBatches()
-
-    def add(self, field_number: int, item: _Parts, length: int) -> None:
-        self.parts += (prefix(field_number, length), *item)
-        self.size += length
-
-    def add_array(self, layout: Layout, payload: bytes | memoryview, name: str, version: int) -> None:
-        self.size += self.batches.add(layout, name, version, payload)
-
-    def take(self) -> bytes:
-        """The message, serialized; this one starts empty again."""
-        message = b"".join([*self.parts, *self.batches.take(_ARRAYS)])
-        self.parts, self.size = [], 0
+            parts += (prefix(self.arrays_field, len(head) + len(data_prefix) + data), head, data_prefix, *payloads)
+        message = b"".join(parts)
+        self.parts, self.size, self.batches = [], 0, []
         return message
 
 

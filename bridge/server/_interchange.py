@@ -29,7 +29,7 @@ from ..errors import (
     VariableTypeError,
 )
 from ..interchange import MERGE_STRATEGIES
-from ..interchange._wire import ArrayBatches, Layout, array_runs, fast_varint, prefix
+from ..interchange._wire import FramedMessage, Layout, array_runs, fast_varint, prefix
 from ..limits import check_count, check_name
 from ..store import OptimizationRecord, SessionSnapshot, StoredValue, Transaction, TrialRecord, VariableRecord
 from ..types import TYPES
@@ -80,30 +80,25 @@ class _Chunks:
     def __init__(self, context: Ctx, limit: int) -> None:
         self.context = context
         self.limit = limit
-        self.parts: list[bytes | memoryview] = []
-        self.size = 0
-        self.batches = ArrayBatches()
+        self.message = FramedMessage(_ARRAYS)
 
     async def add(self, field_number: int, parts: list[bytes | memoryview], length: int | None = None) -> None:
         length = sum(len(p) for p in parts) if length is None else length
-        head = prefix(field_number, length)
-        if self.size and (self.size + len(head) + length > self.limit or (self.batches and field_number == _VARIABLES)):
+        message = self.message
+        if message.size and (message.size + length > self.limit or (message.batches and field_number == _VARIABLES)):
             await self.flush()  # full, or a variable after this message's batches: it starts the next
-        self.parts.append(head)
-        self.parts.extend(parts)
-        self.size += len(head) + length
+        self.message.add(field_number, parts, length)
 
     async def add_array(self, layout: Layout, record: VariableRecord) -> None:
         data = record.value.data
         assert data is not None
-        if self.size and self.size + len(data) > self.limit:
+        if self.message.size and self.message.size + len(data) > self.limit:
             await self.flush()
-        self.size += self.batches.add(layout, record.name, record.version, data)
+        self.message.add_array(layout, data, record.name, record.version)
 
     async def flush(self) -> None:
-        if self.parts or self.batches:
-            await self.context.write(b"".join([*self.parts, *self.batches.take(_ARRAYS)]))
-            self.parts, self.size = [], 0
+        if self.message.size:
+            await self.context.write(self.message.take())
 
 
 class _Entry:
@@ -243,10 +238,9 @@ class InterchangeServicer(OptimizationServicer):
         await chunks.add(_HEADER, [header.SerializeToString()])
         layouts: dict[tuple[str, bytes], Layout] = {}
         plain = functools.partial(_plain_layout, layouts) if request.array_batches else lambda record: None
-        for batched, records in array_runs(snap.variables, plain):
+        for layout, records in array_runs(snap.variables, plain):
             for record in records:
-                layout = plain(record)
-                if batched and layout is not None:
+                if layout is not None:
                     await chunks.add_array(layout, record)
                 else:
                     await chunks.add(_VARIABLES, *self._exported_variable(record, snap, request.include_dependencies))
